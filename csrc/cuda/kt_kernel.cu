@@ -1,0 +1,137 @@
+// CUDA kernels: grid-stride loops over the header's pixel functions. blockIdx.y walks images,
+// so every thread of a block shares one parameter row and the per-image pivot reduction is
+// one atomic per block. The backward scatters with atomicAdd (not bitwise deterministic).
+#include <c10/cuda/CUDAException.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+
+#include "kaleido/kt_math.h"
+#include "kt_launch.h"
+
+namespace kaleido {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxGridY = 65535;
+
+template <typename scalar_t, typename acc_t, typename index_t>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const acc_t* __restrict__ frows,
+                   const int64_t* __restrict__ irows, const acc_t* __restrict__ means, uint64_t seed,
+                   index_t N, index_t C, index_t H, index_t W, index_t rows, int padding) {
+  const index_t plane = H * W;
+  for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
+    const index_t r = rows == 1 ? 0 : n;
+    const SampleParams<acc_t> p = load_params(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const acc_t mu = means[n];
+    const index_t image = n * C * plane;
+    for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
+         pixel += blockDim.x * gridDim.x) {
+      const index_t i = pixel / W, j = pixel - i * W;
+      const auto taps = compute_taps<acc_t, index_t>(p, i, j, H, W, padding);
+      forward_pixel<scalar_t, acc_t, index_t>(p, taps, x + image, y + image + pixel, plane, C, mu, seed,
+                                              static_cast<uint64_t>(image + pixel));
+    }
+  }
+}
+
+template <typename acc_t>
+struct AtomicScatter {
+  __device__ __forceinline__ void operator()(acc_t* ptr, acc_t value) const { atomicAdd(ptr, value); }
+};
+
+template <typename acc_t>
+__device__ __forceinline__ acc_t warp_sum(acc_t v) {
+KT_UNROLL
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+template <typename scalar_t, typename acc_t, typename index_t>
+__global__ void __launch_bounds__(kThreads)
+    backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ grad_x, acc_t* __restrict__ pivot_sums,
+                    const acc_t* __restrict__ frows, const int64_t* __restrict__ irows, index_t N, index_t C,
+                    index_t H, index_t W, index_t rows, int padding) {
+  __shared__ acc_t warp_totals[kThreads / 32];
+  const index_t plane = H * W;
+  for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
+    const index_t r = rows == 1 ? 0 : n;
+    const SampleParams<acc_t> p = load_params(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const index_t image = n * C * plane;
+    acc_t pivot = 0;
+    for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
+         pixel += blockDim.x * gridDim.x) {
+      const index_t i = pixel / W, j = pixel - i * W;
+      const auto taps = compute_taps<acc_t, index_t>(p, i, j, H, W, padding);
+      pivot += backward_pixel<scalar_t, acc_t, index_t>(p, taps, grad + image + pixel, grad_x + image, plane, C,
+                                                        AtomicScatter<acc_t>());
+    }
+    // Block reduction of this image's pivot share: one atomic per block instead of per pixel.
+    pivot = warp_sum(pivot);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) warp_totals[warp] = pivot;
+    __syncthreads();
+    if (warp == 0) {
+      acc_t total = lane < kThreads / 32 ? warp_totals[lane] : acc_t(0);
+      total = warp_sum(total);
+      if (lane == 0 && total != acc_t(0)) atomicAdd(pivot_sums + n, total);
+    }
+    __syncthreads();
+  }
+}
+
+dim3 grid_for(const LaunchShape& s) {
+  const int64_t plane = s.H * s.W;
+  const int64_t blocks_x = std::min<int64_t>((plane + kThreads - 1) / kThreads, 4096);
+  const int64_t blocks_y = std::min<int64_t>(s.N, kMaxGridY);
+  return dim3(static_cast<unsigned>(std::max<int64_t>(blocks_x, 1)), static_cast<unsigned>(std::max<int64_t>(blocks_y, 1)));
+}
+
+}  // namespace
+
+template <typename scalar_t, typename acc_t>
+void launch_forward(const scalar_t* x, scalar_t* y, const acc_t* frows, const int64_t* irows,
+                    const acc_t* means, uint64_t seed, const LaunchShape& s, cudaStream_t stream) {
+  if (s.N * s.C * s.H * s.W == 0) return;
+  const dim3 grid = grid_for(s);
+  if (s.index32) {
+    forward_kernel<scalar_t, acc_t, int32_t><<<grid, kThreads, 0, stream>>>(
+        x, y, frows, irows, means, seed, static_cast<int32_t>(s.N), static_cast<int32_t>(s.C),
+        static_cast<int32_t>(s.H), static_cast<int32_t>(s.W), static_cast<int32_t>(s.rows), s.padding);
+  } else {
+    forward_kernel<scalar_t, acc_t, int64_t><<<grid, kThreads, 0, stream>>>(
+        x, y, frows, irows, means, seed, s.N, s.C, s.H, s.W, s.rows, s.padding);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename scalar_t, typename acc_t>
+void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const acc_t* frows,
+                     const int64_t* irows, const LaunchShape& s, cudaStream_t stream) {
+  if (s.N * s.C * s.H * s.W == 0) return;
+  const dim3 grid = grid_for(s);
+  if (s.index32) {
+    backward_kernel<scalar_t, acc_t, int32_t><<<grid, kThreads, 0, stream>>>(
+        grad, grad_x, pivot_sums, frows, irows, static_cast<int32_t>(s.N), static_cast<int32_t>(s.C),
+        static_cast<int32_t>(s.H), static_cast<int32_t>(s.W), static_cast<int32_t>(s.rows), s.padding);
+  } else {
+    backward_kernel<scalar_t, acc_t, int64_t><<<grid, kThreads, 0, stream>>>(
+        grad, grad_x, pivot_sums, frows, irows, s.N, s.C, s.H, s.W, s.rows, s.padding);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+#define KALEIDO_INSTANTIATE(scalar_t, acc_t)                                                             \
+  template void launch_forward<scalar_t, acc_t>(const scalar_t*, scalar_t*, const acc_t*, const int64_t*, \
+                                                const acc_t*, uint64_t, const LaunchShape&, cudaStream_t); \
+  template void launch_backward<scalar_t, acc_t>(const scalar_t*, acc_t*, acc_t*, const acc_t*,          \
+                                                 const int64_t*, const LaunchShape&, cudaStream_t);
+
+KALEIDO_INSTANTIATE(float, float)
+KALEIDO_INSTANTIATE(double, double)
+KALEIDO_INSTANTIATE(c10::Half, float)
+KALEIDO_INSTANTIATE(c10::BFloat16, float)
+
+}  // namespace kaleido

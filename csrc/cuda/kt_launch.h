@@ -1,0 +1,26 @@
+// Raw-pointer launchers between the CUDA registration (kt_cuda.cpp, compiled by the host
+// compiler with ATen) and the kernels (kt_kernel.cu, compiled by nvcc with only light headers,
+// which keeps nvcc fast and away from the cuBLAS/cuSPARSE headers).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+namespace kaleido {
+
+struct LaunchShape {
+  int64_t N, C, H, W;
+  int64_t rows;      // parameter rows: 1 or N
+  int padding;       // kaleido::Padding
+  bool index32;      // every index fits in int32
+};
+
+template <typename scalar_t, typename acc_t>
+void launch_forward(const scalar_t* x, scalar_t* y, const acc_t* frows, const int64_t* irows,
+                    const acc_t* means, uint64_t seed, const LaunchShape& shape, cudaStream_t stream);
+
+template <typename scalar_t, typename acc_t>
+void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const acc_t* frows,
+                     const int64_t* irows, const LaunchShape& shape, cudaStream_t stream);
+
+}  // namespace kaleido

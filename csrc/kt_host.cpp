@@ -1,0 +1,101 @@
+#include "kt_host.h"
+
+#include <ATen/ATen.h>
+
+#include "kaleido/kt_math.h"
+
+namespace kaleido {
+
+at::ScalarType accumulation_type(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+void check_image(const at::Tensor& x, const char* name) {
+  TORCH_CHECK(x.dim() == 4, "kaleidoscope: ", name, " must be 4-D (N, C, H, W), got ", x.dim(), "-D");
+  const auto t = x.scalar_type();
+  TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
+              "kaleidoscope: ", name, " must be float16, bfloat16, float32 or float64, got ", t);
+}
+
+static int parse_padding(const std::string& mode) {
+  if (mode == "zeros") return kZeros;
+  if (mode == "border") return kBorder;
+  if (mode == "reflection") return kReflection;
+  TORCH_CHECK(false, "kaleidoscope: padding_mode must be 'zeros', 'border' or 'reflection', got '", mode, "'");
+}
+
+// Checks one parameter's shape (leading dim N or 1, then `tail`) and device; returns its rows.
+static int64_t check_param(const at::Tensor& p, const char* name, at::IntArrayRef tail,
+                           const at::Tensor& like, bool integral) {
+  const int64_t n = like.size(0);
+  TORCH_CHECK(p.dim() == static_cast<int64_t>(tail.size()) + 1, "kaleidoscope: ", name,
+              " must have ", tail.size() + 1, " dims, got shape ", p.sizes());
+  TORCH_CHECK(p.size(0) == n || p.size(0) == 1, "kaleidoscope: ", name,
+              " must have leading dimension N=", n, " or 1, got ", p.size(0));
+  for (size_t d = 0; d < tail.size(); ++d) {
+    TORCH_CHECK(p.size(d + 1) == tail[d], "kaleidoscope: ", name, " has shape ", p.sizes(),
+                ", expected (N or 1, ", tail, ")");
+  }
+  TORCH_CHECK(p.device() == like.device(), "kaleidoscope: ", name, " is on ", p.device(),
+              " but the images are on ", like.device());
+  if (integral) {
+    TORCH_CHECK(!at::isFloatingType(p.scalar_type()) && !at::isComplexType(p.scalar_type()) &&
+                    p.scalar_type() != at::kBool,
+                "kaleidoscope: ", name, " must be an integer tensor, got ", p.scalar_type());
+  } else {
+    TORCH_CHECK(at::isFloatingType(p.scalar_type()), "kaleidoscope: ", name,
+                " must be a floating tensor, got ", p.scalar_type());
+  }
+  return p.size(0);
+}
+
+PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const at::Tensor& fold_k,
+                         const at::Tensor& fold_center, const at::Tensor& fold_phase,
+                         const at::Tensor& brightness, const at::Tensor& saturation,
+                         const at::Tensor& contrast, const at::Tensor& cutout,
+                         const at::Tensor& noise_std, const std::string& padding_mode) {
+  PackedParams packed;
+  packed.padding = parse_padding(padding_mode);
+  int64_t rows = 1;
+  rows = std::max(rows, check_param(affine, "affine", {2, 3}, like, false));
+  rows = std::max(rows, check_param(fold_k, "fold_k", {}, like, true));
+  rows = std::max(rows, check_param(fold_center, "fold_center", {2}, like, false));
+  rows = std::max(rows, check_param(fold_phase, "fold_phase", {}, like, false));
+  rows = std::max(rows, check_param(brightness, "brightness", {}, like, false));
+  rows = std::max(rows, check_param(saturation, "saturation", {}, like, false));
+  rows = std::max(rows, check_param(contrast, "contrast", {}, like, false));
+  rows = std::max(rows, check_param(cutout, "cutout", {4}, like, true));
+  rows = std::max(rows, check_param(noise_std, "noise_std", {}, like, false));
+  packed.rows = rows;
+
+  const auto acc = accumulation_type(like.scalar_type());
+  auto column = [&](const at::Tensor& t, int64_t width) {
+    return t.reshape({t.size(0), width}).to(acc).expand({rows, width});
+  };
+  packed.floats = at::cat({column(affine, 6), column(fold_center, 2), column(fold_phase, 1),
+                           column(brightness, 1), column(saturation, 1), column(contrast, 1),
+                           column(noise_std, 1)},
+                          1)
+                      .contiguous();
+  auto int_column = [&](const at::Tensor& t, int64_t width) {
+    return t.reshape({t.size(0), width}).to(at::kLong).expand({rows, width});
+  };
+  packed.ints = at::cat({int_column(fold_k, 1), int_column(cutout, 4)}, 1).contiguous();
+  TORCH_CHECK(packed.floats.size(1) == kNumFloatParams && packed.ints.size(1) == kNumIntParams,
+              "kaleidoscope: internal parameter packing mismatch");
+  return packed;
+}
+
+at::Tensor image_means(const at::Tensor& x) {
+  return at::mean(x, {1, 2, 3}, /*keepdim=*/false, accumulation_type(x.scalar_type()));
+}
+
+void add_pivot_gradient(at::Tensor& grad_acc, const at::Tensor& pivot_sums, const PackedParams& packed) {
+  const int64_t n = grad_acc.size(0);
+  const double per_element = 1.0 / static_cast<double>(grad_acc.numel() / std::max<int64_t>(n, 1));
+  const at::Tensor contrast = packed.floats.select(1, kContrast).expand({n});
+  const at::Tensor coefficient = (1 - contrast) * pivot_sums * per_element;
+  grad_acc.add_(coefficient.view({n, 1, 1, 1}));
+}
+
+}  // namespace kaleido

@@ -1,0 +1,39 @@
+// Host-side preparation shared by the CPU and CUDA registrations: argument checks for direct
+// callers of the ops, and packing of the per-sample parameters into two small row tables.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace kaleido {
+
+struct PackedParams {
+  at::Tensor floats;  // (P, kNumFloatParams), accumulation dtype, on x's device
+  at::Tensor ints;    // (P, kNumIntParams), int64, on x's device
+  int64_t rows = 1;   // P: 1 (one set for the batch) or N
+  int padding = 0;    // kaleido::Padding
+};
+
+// Checks shapes, dtypes and devices against `like` (x for the forward, grad for the backward)
+// and packs the parameters. Value checks (finite, k range) happen in Python before the call.
+PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const at::Tensor& fold_k,
+                         const at::Tensor& fold_center, const at::Tensor& fold_phase,
+                         const at::Tensor& brightness, const at::Tensor& saturation,
+                         const at::Tensor& contrast, const at::Tensor& cutout,
+                         const at::Tensor& noise_std, const std::string& padding_mode);
+
+// The image tensor checks shared by forward and backward.
+void check_image(const at::Tensor& x, const char* name);
+
+// Per-image mean over C, H, W in the accumulation dtype (the contrast pivot mu).
+at::Tensor image_means(const at::Tensor& x);
+
+// Adds (1 - c_n) * S_n / (C H W) to every element of image n of grad_acc: the gradient that
+// flows through the contrast pivot mu. `pivot_sums` holds S_n, shape (N,).
+void add_pivot_gradient(at::Tensor& grad_acc, const at::Tensor& pivot_sums, const PackedParams& packed);
+
+// Accumulation dtype: float64 for float64 input, float32 otherwise.
+at::ScalarType accumulation_type(at::ScalarType t);
+
+}  // namespace kaleido

@@ -1,0 +1,55 @@
+// Op schemas (defined once, here) and the Python module `kaleido_cuda._C`, imported for its side
+// effect of registering the ops. Each backend registers its own kernels in its own file.
+#include <torch/extension.h>
+
+#include <string>
+#include <vector>
+
+#include "kaleido/kt_math.h"
+
+#ifndef KALEIDO_CUDA_ARCH_LIST
+#define KALEIDO_CUDA_ARCH_LIST ""
+#endif
+
+TORCH_LIBRARY(kaleido_cuda, m) {
+  m.def(
+      "kaleidoscope(Tensor x, Tensor affine, Tensor fold_k, Tensor fold_center, Tensor fold_phase, "
+      "Tensor brightness, Tensor saturation, Tensor contrast, Tensor cutout, Tensor noise_std, "
+      "int seed, str padding_mode) -> Tensor");
+  // The gradient does not depend on x's values (the chain is affine in x) nor on the noise, so
+  // the backward needs only the incoming gradient and the parameters: x is never saved.
+  m.def(
+      "kaleidoscope_backward(Tensor grad, Tensor affine, Tensor fold_k, Tensor fold_center, "
+      "Tensor fold_phase, Tensor brightness, Tensor saturation, Tensor contrast, Tensor cutout, "
+      "Tensor noise_std, str padding_mode) -> Tensor");
+}
+
+namespace {
+
+bool cuda_compiled() {
+#ifdef KALEIDO_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+// Exposes the header's Philox so tests can check the known-answer vectors of the spec against
+// the very code the kernels run.
+std::vector<uint32_t> philox4x32_10(const std::vector<uint32_t>& counter, const std::vector<uint32_t>& key) {
+  TORCH_CHECK(counter.size() == 4 && key.size() == 2, "philox4x32_10: need 4 counter words and 2 key words");
+  kaleido::Philox4x32 ctr{{counter[0], counter[1], counter[2], counter[3]}};
+  const kaleido::Philox4x32 r = kaleido::philox4x32_10(ctr, key[0], key[1]);
+  return {r.v[0], r.v[1], r.v[2], r.v[3]};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "kaleido_cuda compiled kernels (ops are registered under torch.ops.kaleido_cuda)";
+  m.def("cuda_compiled", &cuda_compiled, "True when the CUDA kernels are in this build");
+  m.def("cuda_arch_list", []() { return std::string(KALEIDO_CUDA_ARCH_LIST); },
+        "TORCH_CUDA_ARCH_LIST this module was built for (empty for CPU-only builds)");
+  m.def("philox4x32_10", &philox4x32_10, "Philox4x32-10 block (counter[4], key[2]) -> 4 words");
+  m.attr("max_fold_k") = kaleido::kMaxFoldK;
+}

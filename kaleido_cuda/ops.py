@@ -1,0 +1,100 @@
+"""The public KT op: calls the compiled kernels, with autograd and a fake (meta) implementation.
+
+Applications call `kaleidoscope` from here and never reach into the compiled module.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from . import reference
+from .params import KTParams, check_inputs
+
+try:
+    from . import _C  # registers torch.ops.kaleido_cuda.* as a side effect
+    _LOAD_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    _C = None
+    _LOAD_ERROR = exc
+
+_warned = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def build_info() -> dict:
+    """What this installation can run: compiled kernels, CUDA, versions."""
+    cuda_compiled = bool(_C is not None and _C.cuda_compiled())
+    return {
+        "compiled": _C is not None,
+        "cuda_compiled": cuda_compiled,
+        "cuda_available": bool(cuda_compiled and torch.cuda.is_available()),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_arch_list": _C.cuda_arch_list() if _C is not None else "",
+        "load_error": None if _LOAD_ERROR is None else repr(_LOAD_ERROR),
+    }
+
+
+def _kernel_available(device: torch.device) -> bool:
+    if _C is None:
+        _warn_once("missing", "kaleido_cuda: the compiled extension did not load "
+                   f"({_LOAD_ERROR!r}); using the pure-PyTorch reference, which is much slower. "
+                   "Reinstall with `pip install --no-build-isolation .` (and run tests from outside the "
+                   "source folder, or install with -e).")
+        return False
+    if device.type == "cuda" and not _C.cuda_compiled():
+        _warn_once("nocuda", "kaleido_cuda: this build has no CUDA kernels (built without a CUDA "
+                   "toolkit or with KALEIDO_CUDA=0); using the pure-PyTorch reference on the GPU.")
+        return False
+    return device.type in ("cpu", "cuda")
+
+
+def _signed_seed(seed: int) -> int:
+    """The op schema carries the 64-bit seed as a signed int64; the kernels read it back unsigned."""
+    return seed - (1 << 64) if seed >= (1 << 63) else seed
+
+
+def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
+    """Applies the KT chain (fold, affine, bilinear sampling, colour, cutout, noise) to a batch.
+
+    x: (N, C, H, W) float16/bfloat16/float32/float64 on CPU or CUDA; differentiable in x.
+    params: KTParams with leading dimension N or 1, on x's device.
+    Returns a new contiguous tensor of x's shape and dtype.
+    """
+    check_inputs(x, params)
+    if x.numel() == 0:
+        return x.clone()
+    if not _kernel_available(x.device):
+        return reference.kaleidoscope(x, params)
+    return torch.ops.kaleido_cuda.kaleidoscope(x, *params.tensors(), _signed_seed(params.seed),
+                                               params.padding_mode)
+
+
+if _C is not None:
+
+    @torch.library.register_fake("kaleido_cuda::kaleidoscope")
+    def _kaleidoscope_fake(x, affine, fold_k, fold_center, fold_phase, brightness, saturation,
+                           contrast, cutout, noise_std, seed, padding_mode):
+        return x.new_empty(x.shape)
+
+    @torch.library.register_fake("kaleido_cuda::kaleidoscope_backward")
+    def _kaleidoscope_backward_fake(grad, affine, fold_k, fold_center, fold_phase, brightness,
+                                    saturation, contrast, cutout, noise_std, padding_mode):
+        return grad.new_empty(grad.shape)
+
+    def _setup_context(ctx, inputs, output):
+        # Only the parameters are needed: the gradient does not depend on x's values.
+        ctx.save_for_backward(*inputs[1:10])
+        ctx.padding_mode = inputs[11]
+
+    def _backward(ctx, grad):
+        grad_x = torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *ctx.saved_tensors, ctx.padding_mode)
+        return (grad_x,) + (None,) * 11
+
+    torch.library.register_autograd("kaleido_cuda::kaleidoscope", _backward, setup_context=_setup_context)

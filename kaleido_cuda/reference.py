@@ -1,0 +1,148 @@
+"""The KT op in plain PyTorch: the test oracle, and the fallback when the compiled module is missing.
+
+It follows docs/kt_op.md step by step, written for clarity rather than speed: colour and cutout are
+applied to the whole source image, then four bilinear taps are gathered. Autograd provides its
+gradient, which is how the kernels' hand-written backward is checked.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .params import KTParams, check_inputs
+
+__all__ = ["kaleidoscope", "philox4x32_10", "philox_normal"]
+
+_MASK32 = 0xFFFFFFFF
+_PHILOX_MUL = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_WEYL = (0x9E3779B9, 0xBB67AE85)
+
+
+def _mulhilo32(a: int, b: torch.Tensor):
+    """(hi, lo) 32-bit words of a * b for a Python constant a < 2^32 and an int64 tensor b < 2^32,
+    split in 16-bit halves so no intermediate leaves int64."""
+    t_lo = b * (a & 0xFFFF)  # < 2^48
+    t_hi = b * (a >> 16)     # < 2^48
+    mid = ((t_hi & 0xFFFF) << 16) + t_lo  # < 2^49
+    return (t_hi >> 16) + (mid >> 32), mid & _MASK32
+
+
+def philox4x32_10(counter, key):
+    """Philox4x32-10 on int64 tensors holding 32-bit words. counter: 4 tensors (or ints), key: 2 ints.
+    Returns the 4 output words as int64 tensors."""
+    c = [torch.as_tensor(w, dtype=torch.int64) for w in counter]
+    k0, k1 = int(key[0]) & _MASK32, int(key[1]) & _MASK32
+    for _ in range(10):
+        hi0, lo0 = _mulhilo32(_PHILOX_MUL[0], c[0])
+        hi1, lo1 = _mulhilo32(_PHILOX_MUL[1], c[2])
+        c = [hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0]
+        k0 = (k0 + _PHILOX_WEYL[0]) & _MASK32
+        k1 = (k1 + _PHILOX_WEYL[1]) & _MASK32
+    return c
+
+
+def philox_normal(numel: int, seed: int, dtype=torch.float32, device=None, start: int = 0) -> torch.Tensor:
+    """Standard normals z[e] for element indices e = start .. start + numel - 1, as the kernels draw
+    them: Box-Muller on the first two Philox words of counter (e_lo, e_hi, 0, 0), key = seed."""
+    e = torch.arange(start, start + numel, dtype=torch.int64, device=device)
+    zero = torch.zeros_like(e)
+    r0, r1, _, _ = philox4x32_10((e & _MASK32, e >> 32, zero, zero), (seed & _MASK32, seed >> 32))
+    inv_2_32 = 2.0**-32
+    u1 = (r0.to(dtype) + 1) * inv_2_32
+    u2 = r1.to(dtype) * inv_2_32
+    return torch.sqrt(-2 * torch.log(u1)) * torch.cos((2 * math.pi) * u2)
+
+
+def _per_sample(t: torch.Tensor, n: int, dtype) -> torch.Tensor:
+    return t.to(dtype).expand(n, *t.shape[1:])
+
+
+def _pad_coordinate(coord: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """grid_sample's padding rules (align_corners=False) on pixel coordinates."""
+    if mode == "border":
+        return coord.clamp(0, size - 1)
+    if mode == "reflection":
+        shifted = (coord + 0.5).abs()
+        extra = torch.fmod(shifted, size)
+        flips = torch.floor(shifted / size)
+        even = torch.fmod(flips, 2) == 0
+        return torch.where(even, extra - 0.5, size - extra - 0.5).clamp(0, size - 1)
+    return coord.clamp(-2, size + 1)  # zeros: far taps are dropped anyway; keeps .long() defined
+
+
+def _fold(u, v, k, cx, cy, phase, w, h):
+    """Kaleidoscopic fold of output coordinates; k = 0 leaves them unchanged."""
+    half_w, half_h = w / 2, h / 2
+    dx, dy = (u - cx) * half_w, (v - cy) * half_h
+    r = torch.hypot(dx, dy)
+    t = torch.atan2(dy, dx) - phase
+    wedge = math.pi / k.clamp(min=1)
+    period = 2 * wedge
+    m = t - period * torch.floor(t / period)
+    m = torch.where(m > wedge, period - m, m)
+    on = k > 0
+    return (torch.where(on, cx + r * torch.cos(m + phase) / half_w, u),
+            torch.where(on, cy + r * torch.sin(m + phase) / half_h, v))
+
+
+def _colour(x: torch.Tensor, b, s, c) -> torch.Tensor:
+    """DSA's order: brightness, saturation (about the channel mean), contrast (about the image mean)."""
+    mu = x.mean(dim=(1, 2, 3), keepdim=True)
+    p1 = x + b
+    p2 = (p1 - p1.mean(dim=1, keepdim=True)) * s + p1.mean(dim=1, keepdim=True)
+    return (p2 - (mu + b)) * c + (mu + b)
+
+
+def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
+    """The KT chain in plain PyTorch; same contract as kaleido_cuda.kaleidoscope."""
+    check_inputs(x, params)
+    if x.numel() == 0:
+        return x.clone()
+    n, ch, h, w = x.shape
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dev = x.device
+    col = lambda t: _per_sample(t, n, acc).view(n, 1, 1)  # noqa: E731
+    xa = x.to(acc)
+
+    # Output coordinates (align_corners=False), then fold and affine to source coordinates.
+    u = ((2 * torch.arange(w, device=dev, dtype=acc) + 1) / w - 1).view(1, 1, w).expand(n, h, w)
+    v = ((2 * torch.arange(h, device=dev, dtype=acc) + 1) / h - 1).view(1, h, 1).expand(n, h, w)
+    centre = _per_sample(params.fold_center, n, acc)
+    k = _per_sample(params.fold_k, n, torch.int64).view(n, 1, 1)
+    u, v = _fold(u, v, k.to(acc), centre[:, 0].view(n, 1, 1), centre[:, 1].view(n, 1, 1),
+                 col(params.fold_phase), w, h)
+    a = _per_sample(params.affine, n, acc)
+    us = a[:, 0, 0].view(n, 1, 1) * u + a[:, 0, 1].view(n, 1, 1) * v + a[:, 0, 2].view(n, 1, 1)
+    vs = a[:, 1, 0].view(n, 1, 1) * u + a[:, 1, 1].view(n, 1, 1) * v + a[:, 1, 2].view(n, 1, 1)
+    xs = _pad_coordinate(((us + 1) * w - 1) / 2, w, params.padding_mode)
+    ys = _pad_coordinate(((vs + 1) * h - 1) / 2, h, params.padding_mode)
+
+    # Source transforms: colour, then cutout, on the whole source image.
+    b, s, c = (col(t).unsqueeze(1) for t in (params.brightness, params.saturation, params.contrast))
+    source = _colour(xa, b, s, c)
+    cut = _per_sample(params.cutout, n, torch.int64)
+    rows = torch.arange(h, device=dev).view(1, h, 1)
+    cols = torch.arange(w, device=dev).view(1, 1, w)
+    inside = ((rows >= cut[:, 0].view(n, 1, 1)) & (rows < cut[:, 2].view(n, 1, 1))
+              & (cols >= cut[:, 1].view(n, 1, 1)) & (cols < cut[:, 3].view(n, 1, 1)))
+    source = source * (~inside).unsqueeze(1).to(acc)
+
+    # Bilinear sampling: four taps, out-of-image taps contribute 0.
+    x0, y0 = torch.floor(xs), torch.floor(ys)
+    fx, fy = xs - x0, ys - y0
+    flat = source.reshape(n, ch, h * w)
+    out = torch.zeros(n, ch, h, w, dtype=acc, device=dev)
+    for dy, dx, weight in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)),
+                           (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        tx, ty = x0 + dx, y0 + dy
+        valid = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+        index = (ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)).long().view(n, 1, h * w).expand(n, ch, h * w)
+        taps = flat.gather(2, index).view(n, ch, h, w)
+        out = out + taps * (weight * valid.to(acc)).unsqueeze(1)
+
+    sigma = _per_sample(params.noise_std, n, acc)
+    if bool((sigma != 0).any()):
+        z = philox_normal(out.numel(), params.seed, acc, dev).view(n, ch, h, w)
+        out = out + sigma.view(n, 1, 1, 1) * z
+    return out.to(x.dtype)
