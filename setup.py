@@ -57,7 +57,7 @@ if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.i
 
 here = os.path.dirname(os.path.abspath(__file__))
 sources = ["csrc/ops.cpp", "csrc/kt_host.cpp", "csrc/cpu/kt_kernel.cpp"]
-cxx_flags = ["-O3"]
+cxx_flags = ["-O3", "-fopenmp"] + os.environ.get("KALEIDO_CXXFLAGS", "").split()
 nvcc_flags = ["-O3"]
 macros = []
 if with_cuda:
@@ -76,6 +76,7 @@ ext = Extension(
     include_dirs=[os.path.join(here, "csrc", "include")],
     define_macros=macros,
     extra_compile_args=extra,
+    extra_link_args=["-fopenmp"],
     depends=glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True),
 )
 

@@ -68,9 +68,8 @@ PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const
   rows = std::max(rows, check_param(noise_std, "noise_std", {}, like, false));
   packed.rows = rows;
 
-  const auto acc = accumulation_type(like.scalar_type());
   auto column = [&](const at::Tensor& t, int64_t width) {
-    return t.reshape({t.size(0), width}).to(acc).expand({rows, width});
+    return t.reshape({t.size(0), width}).to(at::kDouble).expand({rows, width});
   };
   packed.floats = at::cat({column(affine, 6), column(fold_center, 2), column(fold_phase, 1),
                            column(brightness, 1), column(saturation, 1), column(contrast, 1),
@@ -94,7 +93,7 @@ void add_pivot_gradient(at::Tensor& grad_acc, const at::Tensor& pivot_sums, cons
   const int64_t n = grad_acc.size(0);
   const double per_element = 1.0 / static_cast<double>(grad_acc.numel() / std::max<int64_t>(n, 1));
   const at::Tensor contrast = packed.floats.select(1, kContrast).expand({n});
-  const at::Tensor coefficient = (1 - contrast) * pivot_sums * per_element;
+  const at::Tensor coefficient = ((1 - contrast) * per_element).to(pivot_sums.scalar_type()) * pivot_sums;
   grad_acc.add_(coefficient.view({n, 1, 1, 1}));
 }
 

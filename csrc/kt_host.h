@@ -9,7 +9,7 @@
 namespace kaleido {
 
 struct PackedParams {
-  at::Tensor floats;  // (P, kNumFloatParams), accumulation dtype, on x's device
+  at::Tensor floats;  // (P, kNumFloatParams), float64, on x's device
   at::Tensor ints;    // (P, kNumIntParams), int64, on x's device
   int64_t rows = 1;   // P: 1 (one set for the batch) or N
   int padding = 0;    // kaleido::Padding

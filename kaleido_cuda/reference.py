@@ -101,18 +101,19 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
         return x.clone()
     n, ch, h, w = x.shape
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    geo = torch.float64  # geometry is float64 for every dtype, as in the kernels
     dev = x.device
     col = lambda t: _per_sample(t, n, acc).view(n, 1, 1)  # noqa: E731
     xa = x.to(acc)
 
     # Output coordinates (align_corners=False), then fold and affine to source coordinates.
-    u = ((2 * torch.arange(w, device=dev, dtype=acc) + 1) / w - 1).view(1, 1, w).expand(n, h, w)
-    v = ((2 * torch.arange(h, device=dev, dtype=acc) + 1) / h - 1).view(1, h, 1).expand(n, h, w)
-    centre = _per_sample(params.fold_center, n, acc)
+    u = ((2 * torch.arange(w, device=dev, dtype=geo) + 1) / w - 1).view(1, 1, w).expand(n, h, w)
+    v = ((2 * torch.arange(h, device=dev, dtype=geo) + 1) / h - 1).view(1, h, 1).expand(n, h, w)
+    centre = _per_sample(params.fold_center, n, geo)
     k = _per_sample(params.fold_k, n, torch.int64).view(n, 1, 1)
-    u, v = _fold(u, v, k.to(acc), centre[:, 0].view(n, 1, 1), centre[:, 1].view(n, 1, 1),
-                 col(params.fold_phase), w, h)
-    a = _per_sample(params.affine, n, acc)
+    u, v = _fold(u, v, k.to(geo), centre[:, 0].view(n, 1, 1), centre[:, 1].view(n, 1, 1),
+                 _per_sample(params.fold_phase, n, geo).view(n, 1, 1), w, h)
+    a = _per_sample(params.affine, n, geo)
     us = a[:, 0, 0].view(n, 1, 1) * u + a[:, 0, 1].view(n, 1, 1) * v + a[:, 0, 2].view(n, 1, 1)
     vs = a[:, 1, 0].view(n, 1, 1) * u + a[:, 1, 1].view(n, 1, 1) * v + a[:, 1, 2].view(n, 1, 1)
     xs = _pad_coordinate(((us + 1) * w - 1) / 2, w, params.padding_mode)
@@ -130,7 +131,7 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
 
     # Bilinear sampling: four taps, out-of-image taps contribute 0.
     x0, y0 = torch.floor(xs), torch.floor(ys)
-    fx, fy = xs - x0, ys - y0
+    fx, fy = (xs - x0).to(acc), (ys - y0).to(acc)
     flat = source.reshape(n, ch, h * w)
     out = torch.zeros(n, ch, h, w, dtype=acc, device=dev)
     for dy, dx, weight in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)),

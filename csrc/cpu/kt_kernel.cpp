@@ -30,7 +30,7 @@ at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, co
     using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
     const scalar_t* src = x.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-    const acc_t* frows = packed.floats.const_data_ptr<acc_t>();
+    const double* frows = packed.floats.const_data_ptr<double>();
     const int64_t* irows = packed.ints.const_data_ptr<int64_t>();
     const acc_t* mu = means.const_data_ptr<acc_t>();
     const int64_t plane = H * W;
@@ -39,7 +39,7 @@ at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, co
       for (int64_t row = begin; row < end; ++row) {
         const int64_t n = row / H, i = row % H;
         const int64_t r = packed.rows == 1 ? 0 : n;
-        const SampleParams<acc_t> p = load_params(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+        const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
         const scalar_t* img = src + n * C * plane;
         for (int64_t j = 0; j < W; ++j) {
           const auto taps = compute_taps<acc_t, int64_t>(p, i, j, H, W, packed.padding);
@@ -74,14 +74,14 @@ at::Tensor kaleidoscope_backward_cpu(const at::Tensor& grad_in, const at::Tensor
     const scalar_t* g = grad.const_data_ptr<scalar_t>();
     acc_t* gx = grad_acc.mutable_data_ptr<acc_t>();
     acc_t* sums = pivot_sums.mutable_data_ptr<acc_t>();
-    const acc_t* frows = packed.floats.const_data_ptr<acc_t>();
+    const double* frows = packed.floats.const_data_ptr<double>();
     const int64_t* irows = packed.ints.const_data_ptr<int64_t>();
     const int64_t plane = H * W;
     auto add = [](acc_t* ptr, acc_t value) { *ptr += value; };
     at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         const int64_t r = packed.rows == 1 ? 0 : n;
-        const SampleParams<acc_t> p = load_params(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+        const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
         acc_t pivot = 0;
         for (int64_t i = 0; i < H; ++i) {
           for (int64_t j = 0; j < W; ++j) {

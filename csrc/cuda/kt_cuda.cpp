@@ -46,7 +46,7 @@ at::Tensor kaleidoscope_cuda(const at::Tensor& x_in, const at::Tensor& affine, c
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "kaleidoscope_cuda", [&] {
     using acc_t = acc_of<scalar_t>;
     launch_forward<scalar_t, acc_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                                    packed.floats.const_data_ptr<acc_t>(), packed.ints.const_data_ptr<int64_t>(),
+                                    packed.floats.const_data_ptr<double>(), packed.ints.const_data_ptr<int64_t>(),
                                     means.const_data_ptr<acc_t>(), static_cast<uint64_t>(seed), shape, stream);
   });
   return out;
@@ -73,7 +73,7 @@ at::Tensor kaleidoscope_backward_cuda(const at::Tensor& grad_in, const at::Tenso
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "kaleidoscope_backward_cuda", [&] {
     using acc_t = acc_of<scalar_t>;
     launch_backward<scalar_t, acc_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
-                                     pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<acc_t>(),
+                                     pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<double>(),
                                      packed.ints.const_data_ptr<int64_t>(), shape, stream);
   });
   add_pivot_gradient(grad_acc, pivot_sums, packed);

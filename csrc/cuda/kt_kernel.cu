@@ -18,13 +18,13 @@ constexpr int64_t kMaxGridY = 65535;
 
 template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kThreads)
-    forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const acc_t* __restrict__ frows,
+    forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const double* __restrict__ frows,
                    const int64_t* __restrict__ irows, const acc_t* __restrict__ means, uint64_t seed,
                    index_t N, index_t C, index_t H, index_t W, index_t rows, int padding) {
   const index_t plane = H * W;
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     const index_t r = rows == 1 ? 0 : n;
-    const SampleParams<acc_t> p = load_params(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const acc_t mu = means[n];
     const index_t image = n * C * plane;
     for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
@@ -52,13 +52,13 @@ KT_UNROLL
 template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ grad_x, acc_t* __restrict__ pivot_sums,
-                    const acc_t* __restrict__ frows, const int64_t* __restrict__ irows, index_t N, index_t C,
+                    const double* __restrict__ frows, const int64_t* __restrict__ irows, index_t N, index_t C,
                     index_t H, index_t W, index_t rows, int padding) {
   __shared__ acc_t warp_totals[kThreads / 32];
   const index_t plane = H * W;
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     const index_t r = rows == 1 ? 0 : n;
-    const SampleParams<acc_t> p = load_params(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const index_t image = n * C * plane;
     acc_t pivot = 0;
     for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
@@ -92,7 +92,7 @@ dim3 grid_for(const LaunchShape& s) {
 }  // namespace
 
 template <typename scalar_t, typename acc_t>
-void launch_forward(const scalar_t* x, scalar_t* y, const acc_t* frows, const int64_t* irows,
+void launch_forward(const scalar_t* x, scalar_t* y, const double* frows, const int64_t* irows,
                     const acc_t* means, uint64_t seed, const LaunchShape& s, cudaStream_t stream) {
   if (s.N * s.C * s.H * s.W == 0) return;
   const dim3 grid = grid_for(s);
@@ -108,7 +108,7 @@ void launch_forward(const scalar_t* x, scalar_t* y, const acc_t* frows, const in
 }
 
 template <typename scalar_t, typename acc_t>
-void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const acc_t* frows,
+void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const double* frows,
                      const int64_t* irows, const LaunchShape& s, cudaStream_t stream) {
   if (s.N * s.C * s.H * s.W == 0) return;
   const dim3 grid = grid_for(s);
@@ -124,9 +124,9 @@ void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, con
 }
 
 #define KALEIDO_INSTANTIATE(scalar_t, acc_t)                                                             \
-  template void launch_forward<scalar_t, acc_t>(const scalar_t*, scalar_t*, const acc_t*, const int64_t*, \
+  template void launch_forward<scalar_t, acc_t>(const scalar_t*, scalar_t*, const double*, const int64_t*, \
                                                 const acc_t*, uint64_t, const LaunchShape&, cudaStream_t); \
-  template void launch_backward<scalar_t, acc_t>(const scalar_t*, acc_t*, acc_t*, const acc_t*,          \
+  template void launch_backward<scalar_t, acc_t>(const scalar_t*, acc_t*, acc_t*, const double*,         \
                                                  const int64_t*, const LaunchShape&, cudaStream_t);
 
 KALEIDO_INSTANTIATE(float, float)

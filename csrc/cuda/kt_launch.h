@@ -16,11 +16,11 @@ struct LaunchShape {
 };
 
 template <typename scalar_t, typename acc_t>
-void launch_forward(const scalar_t* x, scalar_t* y, const acc_t* frows, const int64_t* irows,
+void launch_forward(const scalar_t* x, scalar_t* y, const double* frows, const int64_t* irows,
                     const acc_t* means, uint64_t seed, const LaunchShape& shape, cudaStream_t stream);
 
 template <typename scalar_t, typename acc_t>
-void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const acc_t* frows,
+void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const double* frows,
                      const int64_t* irows, const LaunchShape& shape, cudaStream_t stream);
 
 }  // namespace kaleido

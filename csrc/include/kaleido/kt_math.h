@@ -24,7 +24,12 @@ namespace kaleido {
 enum Padding : int { kZeros = 0, kBorder = 1, kReflection = 2 };
 
 // Packed per-sample parameters: one row per sample (or one row for the whole batch).
-// Float row, in the accumulation type: the 2x3 affine, fold centre, fold phase, colour, noise.
+// Float row (float64): the 2x3 affine, fold centre, fold phase, colour, noise.
+//
+// Geometry (fold, affine, pixel coordinates, bilinear weights) is computed in float64 for every
+// input dtype: a float32 coordinate error of 1e-5 pixel times a sharp image edge already moves a
+// value by 1e-4, so float32 geometry could not match across backends to 1e-5. Values (taps,
+// colour, noise) accumulate in acc_t: float32, or float64 for float64 input.
 enum FloatParam : int {
   kA00 = 0, kA01, kA02, kA10, kA11, kA12, kCx, kCy, kPhase,
   kBrightness, kSaturation, kContrast, kSigma, kNumFloatParams
@@ -108,21 +113,23 @@ KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
 // ---- one sample's parameters, read from the packed rows
 template <typename acc_t>
 struct SampleParams {
-  acc_t a00, a01, a02, a10, a11, a12;
-  acc_t cx, cy, phase;
+  double a00, a01, a02, a10, a11, a12;
+  double cx, cy, phase;
   acc_t brightness, saturation, contrast, sigma;
   int64_t fold_k;
   int64_t cut_y0, cut_x0, cut_y1, cut_x1;
 };
 
 template <typename acc_t>
-KT_HD SampleParams<acc_t> load_params(const acc_t* frow, const int64_t* irow) {
+KT_HD SampleParams<acc_t> load_params(const double* frow, const int64_t* irow) {
   SampleParams<acc_t> p;
   p.a00 = frow[kA00]; p.a01 = frow[kA01]; p.a02 = frow[kA02];
   p.a10 = frow[kA10]; p.a11 = frow[kA11]; p.a12 = frow[kA12];
   p.cx = frow[kCx]; p.cy = frow[kCy]; p.phase = frow[kPhase];
-  p.brightness = frow[kBrightness]; p.saturation = frow[kSaturation];
-  p.contrast = frow[kContrast]; p.sigma = frow[kSigma];
+  p.brightness = static_cast<acc_t>(frow[kBrightness]);
+  p.saturation = static_cast<acc_t>(frow[kSaturation]);
+  p.contrast = static_cast<acc_t>(frow[kContrast]);
+  p.sigma = static_cast<acc_t>(frow[kSigma]);
   p.fold_k = irow[kFoldK];
   p.cut_y0 = irow[kCutY0]; p.cut_x0 = irow[kCutX0];
   p.cut_y1 = irow[kCutY1]; p.cut_x1 = irow[kCutX1];
@@ -131,16 +138,16 @@ KT_HD SampleParams<acc_t> load_params(const acc_t* frow, const int64_t* irow) {
 
 // ---- chain step 1: kaleidoscopic fold of the output coordinate (u, v), in place.
 template <typename acc_t>
-KT_HD void kaleido_fold(const SampleParams<acc_t>& p, acc_t half_w, acc_t half_h, acc_t* u, acc_t* v) {
+KT_HD void kaleido_fold(const SampleParams<acc_t>& p, double half_w, double half_h, double* u, double* v) {
   if (p.fold_k <= 0) return;
-  const acc_t pi = static_cast<acc_t>(3.14159265358979323846);
-  const acc_t dx = (*u - p.cx) * half_w;
-  const acc_t dy = (*v - p.cy) * half_h;
-  const acc_t r = kt_hypot(dx, dy);
-  const acc_t t = kt_atan2(dy, dx) - p.phase;
-  const acc_t wedge = pi / static_cast<acc_t>(p.fold_k);
-  const acc_t period = wedge + wedge;
-  acc_t m = t - period * kt_floor(t / period);
+  const double pi = 3.14159265358979323846;
+  const double dx = (*u - p.cx) * half_w;
+  const double dy = (*v - p.cy) * half_h;
+  const double r = kt_hypot(dx, dy);
+  const double t = kt_atan2(dy, dx) - p.phase;
+  const double wedge = pi / static_cast<double>(p.fold_k);
+  const double period = wedge + wedge;
+  double m = t - period * kt_floor(t / period);
   if (m > wedge) m = period - m;
   *u = p.cx + r * kt_cos(m + p.phase) / half_w;
   *v = p.cy + r * kt_sin(m + p.phase) / half_h;
@@ -148,31 +155,31 @@ KT_HD void kaleido_fold(const SampleParams<acc_t>& p, acc_t half_w, acc_t half_h
 
 // ---- chain step 4: padding rules of grid_sample with align_corners=False, on pixel coordinates.
 // Every comparison is written so that NaN lands on a safe value.
-template <typename acc_t>
-KT_HD acc_t clip_coordinate(acc_t coord, int64_t size) {
-  const acc_t hi = static_cast<acc_t>(size - 1);
-  return coord > 0 ? (coord < hi ? coord : hi) : static_cast<acc_t>(0);
+template <typename real_t>
+KT_HD real_t clip_coordinate(real_t coord, int64_t size) {
+  const real_t hi = static_cast<real_t>(size - 1);
+  return coord > 0 ? (coord < hi ? coord : hi) : static_cast<real_t>(0);
 }
 
-template <typename acc_t>
-KT_HD acc_t reflect_coordinate(acc_t coord, int64_t size) {
+template <typename real_t>
+KT_HD real_t reflect_coordinate(real_t coord, int64_t size) {
   // Reflect about the outer pixel edges -0.5 and size - 0.5.
-  const acc_t span = static_cast<acc_t>(size);
-  const acc_t shifted = kt_fabs(coord + static_cast<acc_t>(0.5));
-  const acc_t extra = kt_fmod(shifted, span);
-  const acc_t flips = kt_floor(shifted / span);
-  const bool even = kt_fmod(flips, static_cast<acc_t>(2)) == static_cast<acc_t>(0);
-  const acc_t reflected = even ? extra - static_cast<acc_t>(0.5) : span - extra - static_cast<acc_t>(0.5);
+  const real_t span = static_cast<real_t>(size);
+  const real_t shifted = kt_fabs(coord + static_cast<real_t>(0.5));
+  const real_t extra = kt_fmod(shifted, span);
+  const real_t flips = kt_floor(shifted / span);
+  const bool even = kt_fmod(flips, static_cast<real_t>(2)) == static_cast<real_t>(0);
+  const real_t reflected = even ? extra - static_cast<real_t>(0.5) : span - extra - static_cast<real_t>(0.5);
   return clip_coordinate(reflected, size);
 }
 
-template <typename acc_t>
-KT_HD acc_t pad_coordinate(acc_t coord, int64_t size, int padding) {
+template <typename real_t>
+KT_HD real_t pad_coordinate(real_t coord, int64_t size, int padding) {
   if (padding == kBorder) return clip_coordinate(coord, size);
   if (padding == kReflection) return reflect_coordinate(coord, size);
   // Zeros: taps outside the image are dropped later. Clamp far-away (or NaN) coordinates to a
   // value whose taps are all outside, so the integer conversion below is always defined.
-  const acc_t lo = static_cast<acc_t>(-2), hi = static_cast<acc_t>(size + 1);
+  const real_t lo = static_cast<real_t>(-2), hi = static_cast<real_t>(size + 1);
   return coord > lo ? (coord < hi ? coord : hi) : lo;
 }
 
@@ -194,18 +201,16 @@ KT_HD bool in_cutout(const SampleParams<acc_t>& p, int64_t ty, int64_t tx) {
 template <typename acc_t, typename index_t>
 KT_HD Taps<acc_t, index_t> compute_taps(const SampleParams<acc_t>& p, int64_t i, int64_t j,
                                         int64_t H, int64_t W, int padding) {
-  const acc_t fw = static_cast<acc_t>(W), fh = static_cast<acc_t>(H);
-  acc_t u = static_cast<acc_t>(2 * j + 1) / fw - static_cast<acc_t>(1);
-  acc_t v = static_cast<acc_t>(2 * i + 1) / fh - static_cast<acc_t>(1);
-  kaleido_fold(p, fw * static_cast<acc_t>(0.5), fh * static_cast<acc_t>(0.5), &u, &v);
-  const acc_t us = p.a00 * u + p.a01 * v + p.a02;
-  const acc_t vs = p.a10 * u + p.a11 * v + p.a12;
-  acc_t xs = ((us + static_cast<acc_t>(1)) * fw - static_cast<acc_t>(1)) * static_cast<acc_t>(0.5);
-  acc_t ys = ((vs + static_cast<acc_t>(1)) * fh - static_cast<acc_t>(1)) * static_cast<acc_t>(0.5);
-  xs = pad_coordinate(xs, W, padding);
-  ys = pad_coordinate(ys, H, padding);
-  const acc_t x0f = kt_floor(xs), y0f = kt_floor(ys);
-  const acc_t fx = xs - x0f, fy = ys - y0f;
+  const double fw = static_cast<double>(W), fh = static_cast<double>(H);
+  double u = static_cast<double>(2 * j + 1) / fw - 1.0;
+  double v = static_cast<double>(2 * i + 1) / fh - 1.0;
+  kaleido_fold(p, 0.5 * fw, 0.5 * fh, &u, &v);
+  const double us = p.a00 * u + p.a01 * v + p.a02;
+  const double vs = p.a10 * u + p.a11 * v + p.a12;
+  const double xs = pad_coordinate(((us + 1.0) * fw - 1.0) * 0.5, W, padding);
+  const double ys = pad_coordinate(((vs + 1.0) * fh - 1.0) * 0.5, H, padding);
+  const double x0f = kt_floor(xs), y0f = kt_floor(ys);
+  const acc_t fx = static_cast<acc_t>(xs - x0f), fy = static_cast<acc_t>(ys - y0f);
   const int64_t x0 = static_cast<int64_t>(x0f), y0 = static_cast<int64_t>(y0f);
   const acc_t one = static_cast<acc_t>(1);
   const acc_t w[4] = {(one - fx) * (one - fy), fx * (one - fy), (one - fx) * fy, fx * fy};
