@@ -1,0 +1,41 @@
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=int(os.environ.get("KALEIDO_HYPOTHESIS_EXAMPLES", "30")),
+                          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def random_params(n, h, w, *, seed, rows=None, padding_mode="zeros", dtype=torch.float32, stages="all"):
+    """Random KT parameters with every stage on (or only those named in `stages`)."""
+    import kaleido_cuda as kc
+
+    g = torch.Generator().manual_seed(seed)
+    m = rows if rows is not None else n
+    p = kc.KTParams.identity(m, dtype=dtype)
+    on = (lambda s: True) if stages == "all" else (lambda s: s in stages)
+    if on("affine"):
+        p.affine = p.affine + 0.4 * torch.randn(m, 2, 3, generator=g, dtype=dtype)
+    if on("fold"):
+        p.fold_k = torch.randint(0, 7, (m,), generator=g)
+        p.fold_center = 0.3 * torch.randn(m, 2, generator=g, dtype=dtype)
+        p.fold_phase = 6.3 * torch.rand(m, generator=g, dtype=dtype)
+    if on("colour"):
+        p.brightness = torch.rand(m, generator=g, dtype=dtype) - 0.5
+        p.saturation = 2 * torch.rand(m, generator=g, dtype=dtype)
+        p.contrast = torch.rand(m, generator=g, dtype=dtype) + 0.5
+    if on("cutout"):
+        y0 = torch.randint(-2, h, (m,), generator=g)
+        x0 = torch.randint(-2, w, (m,), generator=g)
+        p.cutout = torch.stack([y0, x0, y0 + torch.randint(0, h, (m,), generator=g),
+                                x0 + torch.randint(0, w, (m,), generator=g)], -1)
+    if on("noise"):
+        p.noise_std = 0.2 * torch.rand(m, generator=g, dtype=dtype)
+        p.seed = int(torch.randint(0, 2**62, (1,), generator=g)) * 3
+    p.padding_mode = padding_mode
+    return p

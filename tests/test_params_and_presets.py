@@ -1,0 +1,87 @@
+"""KTParams helpers and the parameter samplers."""
+import dataclasses
+
+import pytest
+import torch
+
+import kaleido_cuda as kc
+
+
+def test_identity_replace_and_to():
+    p = kc.KTParams.identity(4)
+    assert p.affine.shape == (4, 2, 3) and p.fold_k.dtype == torch.int64
+    q = dataclasses.replace(p, padding_mode="border", seed=3)
+    assert q.padding_mode == "border" and q.seed == 3 and q.affine is p.affine
+    moved = p.to("cpu")
+    assert all(t.device.type == "cpu" for t in moved.tensors())
+
+
+def test_build_info():
+    info = kc.build_info()
+    for key in ("cuda_compiled", "cuda_available", "torch", "cuda_arch_list"):
+        assert key in info
+    assert info["compiled"] and info["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize("preset", ["kt", "dsa"])
+def test_same_seed_same_params(preset):
+    a = kc.sample_params(6, preset, size=16, seed=5)
+    b = kc.sample_params(6, preset, size=16, seed=5)
+    for ta, tb in zip(a.tensors(), b.tensors()):
+        torch.testing.assert_close(ta, tb, atol=0, rtol=0)
+    assert a.seed == b.seed
+    c = kc.sample_params(6, preset, size=16, seed=6)
+    assert any(not torch.equal(ta, tc) for ta, tc in zip(a.tensors(), c.tensors()))
+
+
+def test_kt_strength_zero_is_identity():
+    x = torch.randn(3, 3, 12, 12, dtype=torch.float64)
+    p = kc.sample_params(3, "kt", size=12, seed=1, strength=0.0)
+    torch.testing.assert_close(kc.kaleidoscope(x, p), x, atol=1e-6, rtol=0)
+
+
+def test_kt_preset_perturbs_strongly():
+    x = torch.rand(16, 3, 32, 32)
+    p = kc.sample_params(16, "kt", size=32, seed=0)
+    assert p.padding_mode == "reflection" and bool((p.fold_k >= 2).all())
+    y = kc.kaleidoscope(x, p)
+    assert float((y - x).abs().mean()) > 0.2
+
+
+def test_dsa_siamese_shares_one_row():
+    p = kc.sample_params(8, "dsa", size=32, seed=3, siamese=True, aug_mode="M")
+    assert all(t.shape[0] == 1 for t in p.tensors())
+    assert p.padding_mode == "zeros"
+
+
+def test_dsa_mode_s_applies_one_family():
+    for family in ("color", "crop", "cutout", "flip", "scale", "rotate"):
+        p = kc.sample_params(8, "dsa", size=32, seed=1, family=family)
+        ident = kc.KTParams.identity(1)
+        changed = {name for name in ("affine", "brightness", "saturation", "contrast", "cutout")
+                   if not torch.equal(getattr(p, name), getattr(ident, name).expand_as(getattr(p, name)))}
+        expected = {"color": {"brightness", "saturation", "contrast"}, "cutout": {"cutout"}}.get(family, {"affine"})
+        assert changed == expected, family
+
+
+def test_dsa_crop_is_an_integer_translation_with_zero_fill():
+    x = torch.rand(4, 1, 16, 16) + 1
+    p = kc.sample_params(4, "dsa", size=16, seed=2, family="crop")
+    y = kc.kaleidoscope(x, p)
+    for n in range(4):
+        tx = round(float(p.affine[n, 0, 2]) * 8)
+        ty = round(float(p.affine[n, 1, 2]) * 8)
+        shifted = torch.zeros(16, 16)
+        for i in range(16):
+            for j in range(16):
+                if 0 <= i + ty < 16 and 0 <= j + tx < 16:
+                    shifted[i, j] = x[n, 0, i + ty, j + tx]
+        torch.testing.assert_close(y[n, 0], shifted, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [dict(preset="nope"), dict(strength=2.0), dict(rotatee=3.0), dict(size=0)])
+def test_sampler_rejects_bad_arguments(bad):
+    kwargs = dict(preset="kt", size=8)
+    kwargs.update(bad)
+    with pytest.raises(ValueError):
+        kc.sample_params(2, **kwargs)
