@@ -16,18 +16,26 @@ from setuptools import setup
 DEFAULT_ARCH_LIST = "8.0;9.0+PTX"  # Ampere, Hopper, and newer GPUs through the PTX JIT
 
 
+def _is_toolkit(home):
+    return bool(home) and os.path.exists(os.path.join(home, "bin", "nvcc")) and \
+        os.path.exists(os.path.join(home, "include", "cuda_runtime.h"))
+
+
 def find_cuda_home():
-    """The real toolkit folder. nvcc is often a link (for example /usr/local/bin/nvcc), from
-    which torch would guess CUDA_HOME=/usr/local and then miss libcudart; resolve the link."""
+    """The real toolkit folder (bin/nvcc beside include/cuda_runtime.h). nvcc on PATH is often a
+    link or a wrapper script (for example /usr/local/bin/nvcc), from which torch would guess
+    CUDA_HOME=/usr/local and then miss the headers and libcudart."""
     for var in ("CUDA_HOME", "CUDA_PATH"):
-        home = os.environ.get(var)
-        if home and os.path.exists(os.path.join(home, "bin", "nvcc")):
-            return home
+        if _is_toolkit(os.environ.get(var)):
+            return os.environ[var]
+    candidates = []
     nvcc = shutil.which("nvcc")
     if nvcc:
-        return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
-    if os.path.exists("/usr/local/cuda/bin/nvcc"):
-        return "/usr/local/cuda"
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates += ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
+    for home in candidates:
+        if _is_toolkit(home):
+            return home
     return None
 
 

@@ -1,6 +1,10 @@
 // Op schemas (defined once, here) and the Python module `kaleido_cuda._C`, imported for its side
 // effect of registering the ops. Each backend registers its own kernels in its own file.
+#ifdef KALEIDO_NO_PYTHON
+#include <torch/library.h>
+#else
 #include <torch/extension.h>
+#endif
 
 #include <string>
 #include <vector>
@@ -24,6 +28,7 @@ TORCH_LIBRARY(kaleido_cuda, m) {
       "Tensor noise_std, str padding_mode) -> Tensor");
 }
 
+#ifndef KALEIDO_NO_PYTHON
 namespace {
 
 bool cuda_compiled() {
@@ -53,3 +58,4 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("philox4x32_10", &philox4x32_10, "Philox4x32-10 block (counter[4], key[2]) -> 4 words");
   m.attr("max_fold_k") = kaleido::kMaxFoldK;
 }
+#endif  // KALEIDO_NO_PYTHON

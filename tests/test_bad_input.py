@@ -49,7 +49,7 @@ def test_bad_input_raises(name, make, error, match, impl):
         fn(x, p)
 
 
-def test_raw_op_rejects_bad_shapes_without_crashing():
+def test_raw_op_rejects_bad_shapes_without_crashing(tmp_path):
     """Direct callers of torch.ops.kaleido_cuda.* skip the Python checks: the C++ side must still
     raise, not crash. Run in a subprocess so that a crash fails the test instead of the session."""
     code = textwrap.dedent("""
@@ -72,7 +72,8 @@ def test_raw_op_rejects_bad_shapes_without_crashing():
                 raise SystemExit("no error for bad arguments")
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)  # outside the source folder: import the installed package
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
 

@@ -1,0 +1,183 @@
+"""Benchmark of the fused KT op against the plain-PyTorch reference and an eager chain.
+
+    python benchmarks/bench_op.py [--device cpu|cuda|all] [--out DIR] [--quick]
+
+Implementations, all doing the full chain (fold, affine, bilinear, colour, cutout, noise):
+  fused      kaleido_cuda.kaleidoscope: one pass, hand-written backward
+  reference  kaleido_cuda.reference.kaleidoscope: the test oracle (gathers, autograd)
+  eager      the usual eager code: colour and cutout elementwise, a folded affine grid,
+             one grid_sample, torch.randn noise
+Times are medians after warm-up; results go to DIR/bench_op_<device>.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kaleido_cuda as kc  # noqa: E402
+from common import RESULTS, machine_stamp, median_time, write_atomic, write_json  # noqa: E402
+
+SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
+CUDA_COPY_SIZE = (256, 3, 224, 224)
+
+
+def full_chain_params(n, h, w, device):
+    """The 'kt' preset with every stage on (cutout included)."""
+    return kc.sample_params(n, "kt", size=(h, w), seed=0, cutout=0.25).to(device)
+
+
+def eager_chain(x, p):
+    """What a user would write without the fused op: one affine_grid-style grid (with the fold),
+    one grid_sample, elementwise colour and cutout."""
+    n, c, h, w = x.shape
+    b, s, con = (t.view(-1, 1, 1, 1) for t in (p.brightness, p.saturation, p.contrast))
+    y = x + b
+    m = y.mean(1, keepdim=True)
+    y = (y - m) * s + m
+    m = y.mean((1, 2, 3), keepdim=True)
+    y = (y - m) * con + m
+    rows = torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, 1, w)
+    cut = p.cutout.view(-1, 4, 1, 1)
+    inside = (rows >= cut[:, 0:1]) & (rows < cut[:, 2:3]) & (cols >= cut[:, 1:2]) & (cols < cut[:, 3:4])
+    y = y * (~inside)
+    base = F.affine_grid(torch.eye(2, 3, device=x.device).expand(n, 2, 3), [n, c, h, w], align_corners=False)
+    u, v = base[..., 0], base[..., 1]
+    k = p.fold_k.view(-1, 1, 1).to(x.dtype)
+    cx, cy = p.fold_center[:, 0].view(-1, 1, 1), p.fold_center[:, 1].view(-1, 1, 1)
+    phase = p.fold_phase.view(-1, 1, 1)
+    dx, dy = (u - cx) * (w / 2), (v - cy) * (h / 2)
+    r, t = torch.hypot(dx, dy), torch.atan2(dy, dx) - phase
+    wedge = math.pi / k.clamp(min=1)
+    mm = torch.remainder(t, 2 * wedge)
+    mm = torch.where(mm > wedge, 2 * wedge - mm, mm)
+    u = torch.where(k > 0, cx + r * torch.cos(mm + phase) / (w / 2), u)
+    v = torch.where(k > 0, cy + r * torch.sin(mm + phase) / (h / 2), v)
+    grid = torch.einsum("nij,nhwj->nhwi", p.affine[:, :, :2], torch.stack([u, v], -1)) + p.affine[:, None, None, :, 2]
+    y = F.grid_sample(y, grid, mode="bilinear", padding_mode=p.padding_mode, align_corners=False)
+    return y + p.noise_std.view(-1, 1, 1, 1) * torch.randn_like(y)
+
+
+IMPLS = {"fused": kc.kaleidoscope, "reference": kc.reference.kaleidoscope, "eager": eager_chain}
+
+
+def time_impl(fn, x, p, device, backward):
+    xg = x.detach().requires_grad_(backward)
+    grad = torch.ones_like(x)
+
+    def run():
+        y = fn(xg, p)
+        if backward:
+            y.backward(grad)
+            xg.grad = None
+
+    return median_time(run, device, budget_s=2.0 if device == "cpu" else 1.0, min_repeats=3 if device == "cpu" else 10)
+
+
+def agreement(device):
+    """Max abs difference fused vs reference, forward and input gradient, float32 and float64."""
+    out = {}
+    for dtype in (torch.float32, torch.float64):
+        n, c, h, w = SIZES[0]
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(n, c, h, w, generator=g, dtype=dtype).to(device)
+        grad = torch.randn(n, c, h, w, generator=g, dtype=dtype).to(device)
+        p = full_chain_params(n, h, w, device)
+        res = []
+        for fn in (kc.kaleidoscope, kc.reference.kaleidoscope):
+            xg = x.clone().requires_grad_(True)
+            y = fn(xg, p)
+            y.backward(grad)
+            res.append((y.detach(), xg.grad))
+        out[str(dtype).replace("torch.", "")] = {
+            "forward_max_abs_diff": float((res[0][0] - res[1][0]).abs().max()),
+            "grad_max_abs_diff": float((res[0][1] - res[1][1]).abs().max()),
+        }
+    return out
+
+
+def bench_device(device, sizes, quick):
+    rows = []
+    for shape in sizes:
+        n, c, h, w = shape
+        x = torch.rand(shape, device=device)
+        p = full_chain_params(n, h, w, device)
+        row = {"shape": list(shape)}
+        for name, fn in IMPLS.items():
+            if quick and name == "reference" and shape != sizes[0]:
+                continue
+            for backward in (False, True):
+                key = f"{name}_{'fwd_bwd' if backward else 'fwd'}_ms"
+                row[key] = 1e3 * time_impl(fn, x, p, device, backward)
+                print(f"  {device} {shape} {key}: {row[key]:.3f}", flush=True)
+        for other in ("reference", "eager"):
+            for mode in ("fwd", "fwd_bwd"):
+                if f"{other}_{mode}_ms" in row:
+                    row[f"speedup_vs_{other}_{mode}"] = row[f"{other}_{mode}_ms"] / row[f"fused_{mode}_ms"]
+        rows.append(row)
+    return rows
+
+
+def copy_ratio(device):
+    """Fused forward time over a device-to-device copy of the same bytes (the memory-bound floor)."""
+    x = torch.rand(CUDA_COPY_SIZE, device=device)
+    y = torch.empty_like(x)
+    p = full_chain_params(x.shape[0], x.shape[2], x.shape[3], device)
+    copy_ms = 1e3 * median_time(lambda: y.copy_(x), device, min_repeats=20)
+    fused_ms = 1e3 * median_time(lambda: kc.kaleidoscope(x, p), device, min_repeats=20)
+    ident = kc.KTParams.identity(1, device=device)
+    ident_ms = 1e3 * median_time(lambda: kc.kaleidoscope(x, ident), device, min_repeats=20)
+    return {"shape": list(CUDA_COPY_SIZE), "copy_ms": copy_ms, "fused_fwd_ms": fused_ms,
+            "fused_fwd_identity_ms": ident_ms, "fused_over_copy": fused_ms / copy_ms}
+
+
+def markdown(result):
+    lines = [f"# bench_op on {result['machine'].get('gpu', result['machine']['cpu'])} ({result['machine']['device']})",
+             "", f"commit {result['machine']['commit']}, torch {result['machine']['torch']}, "
+             f"{result['machine']['torch_threads']} threads, {result['machine']['date']}", "",
+             "| shape | fused fwd ms | fused fwd+bwd ms | reference fwd+bwd ms | eager fwd+bwd ms | x ref (fwd+bwd) | x eager (fwd+bwd) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        ref = r.get("reference_fwd_bwd_ms")
+        lines.append(f"| {tuple(r['shape'])} | {r['fused_fwd_ms']:.2f} | {r['fused_fwd_bwd_ms']:.2f} | "
+                     f"{'-' if ref is None else f'{ref:.2f}'} | {r['eager_fwd_bwd_ms']:.2f} | "
+                     f"{'-' if ref is None else f'{r['speedup_vs_reference_fwd_bwd']:.1f}'} | "
+                     f"{r['speedup_vs_eager_fwd_bwd']:.2f} |")
+    lines += ["", "Agreement with the reference (max abs difference, (256,3,32,32), full chain):", ""]
+    for dtype, d in result["agreement"].items():
+        lines.append(f"- {dtype}: forward {d['forward_max_abs_diff']:.2e}, gradient {d['grad_max_abs_diff']:.2e}")
+    if "copy" in result:
+        c = result["copy"]
+        lines += ["", f"Forward at {tuple(c['shape'])}: {c['fused_fwd_ms']:.3f} ms vs copy {c['copy_ms']:.3f} ms "
+                  f"= {c['fused_over_copy']:.2f}x (identity params: {c['fused_fwd_identity_ms']:.3f} ms)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
+    ap.add_argument("--quick", action="store_true", help="reference only at the smallest size")
+    args = ap.parse_args(argv)
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    for device in devices:
+        print(f"bench_op on {device}", flush=True)
+        result = {"machine": machine_stamp(device), "command": " ".join(["python", "benchmarks/bench_op.py"] + (argv or sys.argv[1:])),
+                  "agreement": agreement(device), "rows": bench_device(device, SIZES, args.quick)}
+        if device == "cuda":
+            result["copy"] = copy_ratio(device)
+        write_json(os.path.join(args.out, f"bench_op_{device}.json"), result)
+        text = markdown(result)
+        write_atomic(os.path.join(args.out, f"bench_op_{device}.md"), text)
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up .venv on a fresh machine and builds kaleido_cuda with its CPU and (where nvcc is found)
+# CUDA kernels. Idempotent: a second run reuses .venv and ninja's incremental build in build/.
+#   TORCH_SPEC            torch requirement (default torch==2.14.1 torchvision==0.29.1)
+#   TORCH_CUDA_ARCH_LIST  GPU architectures (default here 9.0, the H200; setup.py's own default
+#                         without a visible GPU is "8.0;9.0+PTX")
+#   KALEIDO_CUDA=0        skip the CUDA kernels
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+# shellcheck disable=SC2086
+python -m pip install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
+python -m pip install -q numpy pytest hypothesis scikit-learn matplotlib tqdm setuptools wheel
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export MAX_JOBS=${MAX_JOBS:-2}
+start=$(date +%s)
+python -m pip install -q --no-build-isolation --no-deps .
+echo "kaleido_cuda built in $(( $(date +%s) - start )) s"
+python -c "import json, kaleido_cuda; print(json.dumps(kaleido_cuda.build_info()))"
