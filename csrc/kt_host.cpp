@@ -79,7 +79,10 @@ PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const
   auto int_column = [&](const at::Tensor& t, int64_t width) {
     return t.reshape({t.size(0), width}).to(at::kLong).expand({rows, width});
   };
-  packed.ints = at::cat({int_column(fold_k, 1), int_column(cutout, 4)}, 1).contiguous();
+  // Cutout bounds beyond the image change nothing; clamping them keeps them in the kernels'
+  // index type (32-bit when the tensors allow it).
+  const int64_t side = std::max(like.size(2), like.size(3));
+  packed.ints = at::cat({int_column(fold_k, 1), int_column(cutout, 4).clamp(-1, side + 1)}, 1).contiguous();
   TORCH_CHECK(packed.floats.size(1) == kNumFloatParams && packed.ints.size(1) == kNumIntParams,
               "kaleidoscope: internal parameter packing mismatch");
   return packed;

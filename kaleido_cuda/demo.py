@@ -88,7 +88,7 @@ def save_grid(rows, labels, path):
 
 def run_demo(out: str, seed: int = 0, device: str = "cpu", repeats: int = 5) -> dict:
     images, labels = load_digits_32(device)
-    first = torch.stack([int((labels == c).nonzero()[0]) for c in range(10)])
+    first = torch.tensor([int((labels == c).nonzero()[0]) for c in range(10)], device=images.device)
     samples, sample_labels = images[first], labels[first]
     data_std = float(images.std())
     rows = []

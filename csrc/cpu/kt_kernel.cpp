@@ -1,15 +1,179 @@
 // CPU kernels: loops over the header's pixel functions with at::parallel_for.
 // Forward: parallel over output rows. Backward: parallel over images, so each task owns the
 // gradient of its image and the scatter needs no atomics (race-free, deterministic).
+//
+// A row is processed in passes over contiguous buffers (geometry, the channel-shared colour
+// term, the noise, one pass per channel) with the padding mode and the fold switch fixed at
+// compile time, so that g++ vectorises each pass. Every formula comes from kt_math.h.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "../kt_host.h"
 #include "kaleido/kt_math.h"
 
 namespace kaleido {
 namespace {
+
+template <typename scalar_t>
+using acc_of = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// The taps of one output row, one array per field, and the source coordinates they came from.
+template <typename acc_t, typename index_t>
+struct RowTaps {
+  explicit RowTaps(int64_t w) : xs(w), ys(w), weight_sum(w) {
+    for (int t = 0; t < 4; ++t) {
+      offset[t].resize(w);
+      weight[t].resize(w);
+    }
+  }
+  std::vector<double> xs, ys;
+  std::vector<index_t> offset[4];
+  std::vector<acc_t> weight[4];
+  std::vector<acc_t> weight_sum;
+
+  Taps<acc_t, index_t> at(int64_t j) const {
+    Taps<acc_t, index_t> taps;
+    for (int t = 0; t < 4; ++t) {
+      taps.offset[t] = offset[t][j];
+      taps.weight[t] = weight[t][j];
+    }
+    taps.weight_sum = weight_sum[j];
+    return taps;
+  }
+};
+
+// The taps of a row of source points: a pass of its own, which g++ vectorises (the outputs are
+// restrict parameters: g++ honours restrict on parameters, not on local pointers).
+template <typename acc_t, typename index_t>
+void row_taps_impl(const SampleParams<acc_t>& p, index_t H, index_t W, const double* __restrict xs,
+                   const double* __restrict ys, index_t* __restrict off0, index_t* __restrict off1,
+                   index_t* __restrict off2, index_t* __restrict off3, acc_t* __restrict w0, acc_t* __restrict w1,
+                   acc_t* __restrict w2, acc_t* __restrict w3, acc_t* __restrict wsum) {
+  for (index_t j = 0; j < W; ++j) {
+    const Taps<acc_t, index_t> t = bilinear_taps<acc_t, index_t>(p, xs[j], ys[j], H, W);
+    off0[j] = t.offset[0]; off1[j] = t.offset[1]; off2[j] = t.offset[2]; off3[j] = t.offset[3];
+    w0[j] = t.weight[0]; w1[j] = t.weight[1]; w2[j] = t.weight[2]; w3[j] = t.weight[3];
+    wsum[j] = t.weight_sum;
+  }
+}
+
+template <typename acc_t, typename index_t>
+void row_taps(const SampleParams<acc_t>& p, index_t H, index_t W, RowTaps<acc_t, index_t>& row) {
+  row_taps_impl(p, H, W, row.xs.data(), row.ys.data(), row.offset[0].data(), row.offset[1].data(),
+                row.offset[2].data(), row.offset[3].data(), row.weight[0].data(), row.weight[1].data(),
+                row.weight[2].data(), row.weight[3].data(), row.weight_sum.data());
+}
+
+// Two passes, each vectorised: source coordinates, then taps.
+template <int kPadding, bool kFold, typename acc_t, typename index_t>
+void row_geometry_static(const SampleParams<acc_t>& p, index_t i, index_t H, index_t W, RowTaps<acc_t, index_t>& row) {
+  double* __restrict xs = row.xs.data();
+  double* __restrict ys = row.ys.data();
+  for (index_t j = 0; j < W; ++j) source_coordinates<kPadding, kFold>(p, i, j, H, W, xs + j, ys + j);
+  row_taps(p, H, W, row);
+}
+
+template <typename acc_t, typename index_t>
+void row_geometry(const SampleParams<acc_t>& p, int padding, index_t i, index_t H, index_t W,
+                  RowTaps<acc_t, index_t>& row) {
+  const bool fold = p.fold_k > 0;
+  if (padding == kBorder) {
+    fold ? row_geometry_static<kBorder, true>(p, i, H, W, row) : row_geometry_static<kBorder, false>(p, i, H, W, row);
+  } else if (padding == kReflection) {
+    fold ? row_geometry_static<kReflection, true>(p, i, H, W, row)
+         : row_geometry_static<kReflection, false>(p, i, H, W, row);
+  } else {
+    fold ? row_geometry_static<kZeros, true>(p, i, H, W, row) : row_geometry_static<kZeros, false>(p, i, H, W, row);
+  }
+}
+
+// sum_t w_t x[offset_t] over one row of one channel, times `gain`, added to `acc` (a vectorised
+// gather; the same tap_sum as the CUDA kernel's per-pixel loop).
+template <typename scalar_t, typename acc_t, typename index_t>
+void add_tap_sums(const RowTaps<acc_t, index_t>& row, const scalar_t* __restrict channel, acc_t gain,
+                  acc_t* __restrict acc, index_t W) {
+  const index_t* __restrict off0 = row.offset[0].data(); const index_t* __restrict off1 = row.offset[1].data();
+  const index_t* __restrict off2 = row.offset[2].data(); const index_t* __restrict off3 = row.offset[3].data();
+  const acc_t* __restrict w0 = row.weight[0].data(); const acc_t* __restrict w1 = row.weight[1].data();
+  const acc_t* __restrict w2 = row.weight[2].data(); const acc_t* __restrict w3 = row.weight[3].data();
+  for (index_t j = 0; j < W; ++j) {
+    Taps<acc_t, index_t> t;
+    t.offset[0] = off0[j]; t.offset[1] = off1[j]; t.offset[2] = off2[j]; t.offset[3] = off3[j];
+    t.weight[0] = w0[j]; t.weight[1] = w1[j]; t.weight[2] = w2[j]; t.weight[3] = w3[j];
+    acc[j] += gain * tap_sum(t, channel);
+  }
+}
+
+template <typename scalar_t, typename acc_t, typename index_t>
+void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const int64_t* irows,
+                  const acc_t* means, int64_t rows, int padding, uint64_t seed, int64_t N, int64_t C,
+                  int64_t H, int64_t W) {
+  const int64_t plane = H * W;
+  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1));
+  at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
+    RowTaps<acc_t, index_t> taps(W);
+    std::vector<acc_t> shared(W), value(W);
+    const index_t w = static_cast<index_t>(W);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / H, i = row % H;
+      const int64_t r = rows == 1 ? 0 : n;
+      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
+      const scalar_t* img = src + n * C * plane;
+      row_geometry<acc_t, index_t>(p, padding, static_cast<index_t>(i), static_cast<index_t>(H), w, taps);
+      // pixel_shared_term, with the loops over pixels and channels swapped.
+      for (int64_t j = 0; j < W; ++j) shared[j] = taps.weight_sum[j] * terms.offset;
+      if (terms.mean_gain != acc_t(0)) {
+        for (int64_t ch = 0; ch < C; ++ch) add_tap_sums(taps, img + ch * plane, terms.mean_gain, shared.data(), w);
+      }
+      for (int64_t ch = 0; ch < C; ++ch) {
+        acc_t* __restrict v = value.data();
+        if (p.sigma != acc_t(0)) {
+          const uint64_t element0 = static_cast<uint64_t>((n * C + ch) * plane + i * W);
+          for (int64_t j = 0; j < W; ++j) v[j] = shared[j] + p.sigma * philox_normal<acc_t>(seed, element0 + j);
+        } else {
+          std::copy(shared.begin(), shared.end(), value.begin());
+        }
+        add_tap_sums(taps, img + ch * plane, terms.gain, v, w);
+        scalar_t* __restrict out = dst + (n * C + ch) * plane + i * W;
+        for (int64_t j = 0; j < W; ++j) out[j] = static_cast<scalar_t>(v[j]);
+      }
+    }
+  });
+}
+
+template <typename scalar_t, typename acc_t, typename index_t>
+void backward_images(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const double* frows,
+                     const int64_t* irows, int64_t rows, int padding, int64_t N, int64_t C, int64_t H, int64_t W) {
+  const int64_t plane = H * W;
+  auto add = [](acc_t* ptr, acc_t value) { *ptr += value; };
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    RowTaps<acc_t, index_t> taps(W);
+    for (int64_t n = begin; n < end; ++n) {
+      const int64_t r = rows == 1 ? 0 : n;
+      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
+      acc_t pivot = 0;
+      for (int64_t i = 0; i < H; ++i) {
+        row_geometry<acc_t, index_t>(p, padding, static_cast<index_t>(i), static_cast<index_t>(H),
+                                     static_cast<index_t>(W), taps);
+        for (int64_t j = 0; j < W; ++j) {
+          pivot += backward_pixel<scalar_t, acc_t, index_t>(terms, taps.at(j), grad + n * C * plane + i * W + j,
+                                                            grad_x + n * C * plane, static_cast<index_t>(plane), C, add);
+        }
+      }
+      pivot_sums[n] = pivot;
+    }
+  });
+}
+
+bool fits_int32(int64_t plane) { return plane < std::numeric_limits<int32_t>::max() / 2; }
 
 at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, const at::Tensor& fold_k,
                             const at::Tensor& fold_center, const at::Tensor& fold_phase,
@@ -24,31 +188,17 @@ at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, co
   if (x.numel() == 0) return out;
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const at::Tensor means = image_means(x);
-  const uint64_t useed = static_cast<uint64_t>(seed);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "kaleidoscope_cpu", [&] {
-    using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-    const scalar_t* src = x.const_data_ptr<scalar_t>();
-    scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-    const double* frows = packed.floats.const_data_ptr<double>();
-    const int64_t* irows = packed.ints.const_data_ptr<int64_t>();
-    const acc_t* mu = means.const_data_ptr<acc_t>();
-    const int64_t plane = H * W;
-    const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1));
-    at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t n = row / H, i = row % H;
-        const int64_t r = packed.rows == 1 ? 0 : n;
-        const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-        const scalar_t* img = src + n * C * plane;
-        for (int64_t j = 0; j < W; ++j) {
-          const auto taps = compute_taps<acc_t, int64_t>(p, i, j, H, W, packed.padding);
-          const int64_t pixel = i * W + j;
-          forward_pixel<scalar_t, acc_t, int64_t>(p, taps, img, dst + n * C * plane + pixel, plane, C,
-                                                  mu[n], useed, static_cast<uint64_t>(n * C * plane + pixel));
-        }
-      }
-    });
+    using acc_t = acc_of<scalar_t>;
+    auto run = [&](auto index_tag) {
+      using index_t = decltype(index_tag);
+      forward_rows<scalar_t, acc_t, index_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                                             packed.floats.const_data_ptr<double>(), packed.ints.const_data_ptr<int64_t>(),
+                                             means.const_data_ptr<acc_t>(), packed.rows, packed.padding,
+                                             static_cast<uint64_t>(seed), N, C, H, W);
+    };
+    fits_int32(H * W) ? run(int32_t{}) : run(int64_t{});
   });
   return out;
 }
@@ -70,29 +220,15 @@ at::Tensor kaleidoscope_backward_cpu(const at::Tensor& grad_in, const at::Tensor
   at::Tensor pivot_sums = at::zeros({N}, grad.options().dtype(acc_type));
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "kaleidoscope_backward_cpu", [&] {
-    using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-    const scalar_t* g = grad.const_data_ptr<scalar_t>();
-    acc_t* gx = grad_acc.mutable_data_ptr<acc_t>();
-    acc_t* sums = pivot_sums.mutable_data_ptr<acc_t>();
-    const double* frows = packed.floats.const_data_ptr<double>();
-    const int64_t* irows = packed.ints.const_data_ptr<int64_t>();
-    const int64_t plane = H * W;
-    auto add = [](acc_t* ptr, acc_t value) { *ptr += value; };
-    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) {
-        const int64_t r = packed.rows == 1 ? 0 : n;
-        const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-        acc_t pivot = 0;
-        for (int64_t i = 0; i < H; ++i) {
-          for (int64_t j = 0; j < W; ++j) {
-            const auto taps = compute_taps<acc_t, int64_t>(p, i, j, H, W, packed.padding);
-            pivot += backward_pixel<scalar_t, acc_t, int64_t>(p, taps, g + n * C * plane + i * W + j,
-                                                              gx + n * C * plane, plane, C, add);
-          }
-        }
-        sums[n] = pivot;
-      }
-    });
+    using acc_t = acc_of<scalar_t>;
+    auto run = [&](auto index_tag) {
+      using index_t = decltype(index_tag);
+      backward_images<scalar_t, acc_t, index_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
+                                                pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<double>(),
+                                                packed.ints.const_data_ptr<int64_t>(), packed.rows, packed.padding,
+                                                N, C, H, W);
+    };
+    fits_int32(H * W) ? run(int32_t{}) : run(int64_t{});
   });
   add_pivot_gradient(grad_acc, pivot_sums, packed);
   return grad_acc.scalar_type() == grad.scalar_type() ? grad_acc : grad_acc.to(grad.scalar_type());

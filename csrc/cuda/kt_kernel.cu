@@ -25,13 +25,13 @@ __global__ void __launch_bounds__(kThreads)
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     const index_t r = rows == 1 ? 0 : n;
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-    const acc_t mu = means[n];
+    const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
     const index_t image = n * C * plane;
     for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
          pixel += blockDim.x * gridDim.x) {
       const index_t i = pixel / W, j = pixel - i * W;
       const auto taps = compute_taps<acc_t, index_t>(p, i, j, H, W, padding);
-      forward_pixel<scalar_t, acc_t, index_t>(p, taps, x + image, y + image + pixel, plane, C, mu, seed,
+      forward_pixel<scalar_t, acc_t, index_t>(p, terms, taps, x + image, y + image + pixel, plane, C, seed,
                                               static_cast<uint64_t>(image + pixel));
     }
   }
@@ -59,13 +59,14 @@ __global__ void __launch_bounds__(kThreads)
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     const index_t r = rows == 1 ? 0 : n;
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
     const index_t image = n * C * plane;
     acc_t pivot = 0;
     for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
          pixel += blockDim.x * gridDim.x) {
       const index_t i = pixel / W, j = pixel - i * W;
       const auto taps = compute_taps<acc_t, index_t>(p, i, j, H, W, padding);
-      pivot += backward_pixel<scalar_t, acc_t, index_t>(p, taps, grad + image + pixel, grad_x + image, plane, C,
+      pivot += backward_pixel<scalar_t, acc_t, index_t>(terms, taps, grad + image + pixel, grad_x + image, plane, C,
                                                         AtomicScatter<acc_t>());
     }
     // Block reduction of this image's pivot share: one atomic per block instead of per pixel.

@@ -6,15 +6,20 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kaleido/kt_fastmath.h"
+
 #if defined(__CUDACC__)
 #define KT_HD __host__ __device__ __forceinline__
 #else
 #define KT_HD inline
 #endif
 
-// Loop unrolling hint for nvcc; the host compiler unrolls these fixed 4- and 10-step loops itself.
+// Full unrolling of the fixed 4-tap and 10-round loops: it also lets g++ vectorise the loops
+// over pixels that contain them.
 #if defined(__CUDACC__)
 #define KT_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__) && !defined(__clang__)
+#define KT_UNROLL _Pragma("GCC unroll 16")
 #else
 #define KT_UNROLL
 #endif
@@ -49,16 +54,13 @@ KT_HD float kt_fmod(float a, float b) { return fmodf(a, b); }
 KT_HD double kt_fmod(double a, double b) { return fmod(a, b); }
 KT_HD float kt_sqrt(float a) { return sqrtf(a); }
 KT_HD double kt_sqrt(double a) { return sqrt(a); }
-KT_HD float kt_log(float a) { return logf(a); }
-KT_HD double kt_log(double a) { return log(a); }
-KT_HD float kt_cos(float a) { return cosf(a); }
-KT_HD double kt_cos(double a) { return cos(a); }
-KT_HD float kt_sin(float a) { return sinf(a); }
-KT_HD double kt_sin(double a) { return sin(a); }
-KT_HD float kt_atan2(float y, float x) { return atan2f(y, x); }
-KT_HD double kt_atan2(double y, double x) { return atan2(y, x); }
-KT_HD float kt_hypot(float a, float b) { return hypotf(a, b); }
-KT_HD double kt_hypot(double a, double b) { return hypot(a, b); }
+
+// -2 ln(u1) and cos(2 pi u2) of the Box-Muller transform: branch-free polynomials in float
+// (vectorisable, identical on both backends), libm in double.
+KT_HD float box_muller_log(float u) { return fastmath::log(u); }
+KT_HD double box_muller_log(double u) { return log(u); }
+KT_HD float box_muller_cos(float turns) { return fastmath::cos_turns(turns); }
+KT_HD double box_muller_cos(double turns) { return cos(6.283185307179586476925 * turns); }
 
 // ---- Philox4x32-10 (Salmon et al., SC'11): counter-based, so every element's noise depends
 // only on (seed, element index), never on the thread layout.
@@ -104,10 +106,9 @@ KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
   const Philox4x32 r =
       philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
   const acc_t inv_2_32 = static_cast<acc_t>(2.3283064365386962890625e-10);  // 2^-32
-  const acc_t two_pi = static_cast<acc_t>(6.283185307179586476925);
   const acc_t u1 = (static_cast<acc_t>(r.v[0]) + static_cast<acc_t>(1)) * inv_2_32;
   const acc_t u2 = static_cast<acc_t>(r.v[1]) * inv_2_32;
-  return kt_sqrt(static_cast<acc_t>(-2) * kt_log(u1)) * kt_cos(two_pi * u2);
+  return kt_sqrt(static_cast<acc_t>(-2) * box_muller_log(u1)) * box_muller_cos(u2);
 }
 
 // ---- one sample's parameters, read from the packed rows
@@ -138,19 +139,25 @@ KT_HD SampleParams<acc_t> load_params(const double* frow, const int64_t* irow) {
 
 // ---- chain step 1: kaleidoscopic fold of the output coordinate (u, v), in place.
 template <typename acc_t>
-KT_HD void kaleido_fold(const SampleParams<acc_t>& p, double half_w, double half_h, double* u, double* v) {
-  if (p.fold_k <= 0) return;
+KT_HD void fold_unchecked(const SampleParams<acc_t>& p, double half_w, double half_h, double* u, double* v) {
   const double pi = 3.14159265358979323846;
   const double dx = (*u - p.cx) * half_w;
   const double dy = (*v - p.cy) * half_h;
-  const double r = kt_hypot(dx, dy);
-  const double t = kt_atan2(dy, dx) - p.phase;
+  const double r = sqrt(dx * dx + dy * dy);
+  const double t = fastmath::atan2(dy, dx) - p.phase;
   const double wedge = pi / static_cast<double>(p.fold_k);
   const double period = wedge + wedge;
   double m = t - period * kt_floor(t / period);
-  if (m > wedge) m = period - m;
-  *u = p.cx + r * kt_cos(m + p.phase) / half_w;
-  *v = p.cy + r * kt_sin(m + p.phase) / half_h;
+  m = m > wedge ? period - m : m;
+  double sin_m, cos_m;
+  fastmath::sincos(m + p.phase, &sin_m, &cos_m);
+  *u = p.cx + r * cos_m / half_w;
+  *v = p.cy + r * sin_m / half_h;
+}
+
+template <typename acc_t>
+KT_HD void kaleido_fold(const SampleParams<acc_t>& p, double half_w, double half_h, double* u, double* v) {
+  if (p.fold_k > 0) fold_unchecked(p, half_w, half_h, u, v);
 }
 
 // ---- chain step 4: padding rules of grid_sample with align_corners=False, on pixel coordinates.
@@ -158,7 +165,8 @@ KT_HD void kaleido_fold(const SampleParams<acc_t>& p, double half_w, double half
 template <typename real_t>
 KT_HD real_t clip_coordinate(real_t coord, int64_t size) {
   const real_t hi = static_cast<real_t>(size - 1);
-  return coord > 0 ? (coord < hi ? coord : hi) : static_cast<real_t>(0);
+  const real_t low_clipped = coord > static_cast<real_t>(0) ? coord : static_cast<real_t>(0);  // NaN -> 0
+  return low_clipped < hi ? low_clipped : hi;
 }
 
 template <typename real_t>
@@ -166,21 +174,32 @@ KT_HD real_t reflect_coordinate(real_t coord, int64_t size) {
   // Reflect about the outer pixel edges -0.5 and size - 0.5.
   const real_t span = static_cast<real_t>(size);
   const real_t shifted = kt_fabs(coord + static_cast<real_t>(0.5));
-  const real_t extra = kt_fmod(shifted, span);
   const real_t flips = kt_floor(shifted / span);
-  const bool even = kt_fmod(flips, static_cast<real_t>(2)) == static_cast<real_t>(0);
+  // shifted - span * flips is fmod(shifted, span) without a libm call (vectorisable); rounding can
+  // only bite exactly at a mirror edge, where both sides reflect to the same point.
+  const real_t extra = shifted - span * flips;
+  const real_t half_flips = flips * static_cast<real_t>(0.5);
+  const bool even = kt_floor(half_flips) == half_flips;
   const real_t reflected = even ? extra - static_cast<real_t>(0.5) : span - extra - static_cast<real_t>(0.5);
   return clip_coordinate(reflected, size);
 }
 
-template <typename real_t>
-KT_HD real_t pad_coordinate(real_t coord, int64_t size, int padding) {
-  if (padding == kBorder) return clip_coordinate(coord, size);
-  if (padding == kReflection) return reflect_coordinate(coord, size);
+template <int kPadding, typename real_t>
+KT_HD real_t pad_coordinate(real_t coord, int64_t size) {
+  if (kPadding == kBorder) return clip_coordinate(coord, size);
+  if (kPadding == kReflection) return reflect_coordinate(coord, size);
   // Zeros: taps outside the image are dropped later. Clamp far-away (or NaN) coordinates to a
   // value whose taps are all outside, so the integer conversion below is always defined.
   const real_t lo = static_cast<real_t>(-2), hi = static_cast<real_t>(size + 1);
-  return coord > lo ? (coord < hi ? coord : hi) : lo;
+  const real_t low_clipped = coord > lo ? coord : lo;  // NaN -> lo
+  return low_clipped < hi ? low_clipped : hi;
+}
+
+template <typename real_t>
+KT_HD real_t pad_coordinate(real_t coord, int64_t size, int padding) {
+  if (padding == kBorder) return pad_coordinate<kBorder>(coord, size);
+  if (padding == kReflection) return pad_coordinate<kReflection>(coord, size);
+  return pad_coordinate<kZeros>(coord, size);
 }
 
 // Four bilinear taps of one output pixel. A dropped tap (outside the image, or inside the
@@ -192,72 +211,125 @@ struct Taps {
   acc_t weight_sum;   // sum of the kept weights: how much "image" this pixel holds
 };
 
-template <typename acc_t>
-KT_HD bool in_cutout(const SampleParams<acc_t>& p, int64_t ty, int64_t tx) {
-  return ty >= p.cut_y0 && ty < p.cut_y1 && tx >= p.cut_x0 && tx < p.cut_x1;
-}
-
-// Chain steps 1-5 (geometry and cutout) for output pixel (i, j) of an H x W image.
-template <typename acc_t, typename index_t>
-KT_HD Taps<acc_t, index_t> compute_taps(const SampleParams<acc_t>& p, int64_t i, int64_t j,
-                                        int64_t H, int64_t W, int padding) {
+// Chain steps 1-4 for output pixel (i, j): the source pixel coordinates (xs, ys) after fold,
+// affine and padding, with the padding mode and the fold switch fixed at compile time.
+template <int kPadding, bool kFold, typename acc_t, typename index_t>
+KT_HD void source_coordinates(const SampleParams<acc_t>& p, index_t i, index_t j, index_t H, index_t W,
+                              double* xs, double* ys) {
   const double fw = static_cast<double>(W), fh = static_cast<double>(H);
   double u = static_cast<double>(2 * j + 1) / fw - 1.0;
   double v = static_cast<double>(2 * i + 1) / fh - 1.0;
-  kaleido_fold(p, 0.5 * fw, 0.5 * fh, &u, &v);
+  if (kFold) fold_unchecked(p, 0.5 * fw, 0.5 * fh, &u, &v);
   const double us = p.a00 * u + p.a01 * v + p.a02;
   const double vs = p.a10 * u + p.a11 * v + p.a12;
-  const double xs = pad_coordinate(((us + 1.0) * fw - 1.0) * 0.5, W, padding);
-  const double ys = pad_coordinate(((vs + 1.0) * fh - 1.0) * 0.5, H, padding);
-  const double x0f = kt_floor(xs), y0f = kt_floor(ys);
-  const acc_t fx = static_cast<acc_t>(xs - x0f), fy = static_cast<acc_t>(ys - y0f);
-  const int64_t x0 = static_cast<int64_t>(x0f), y0 = static_cast<int64_t>(y0f);
-  const acc_t one = static_cast<acc_t>(1);
-  const acc_t w[4] = {(one - fx) * (one - fy), fx * (one - fy), (one - fx) * fy, fx * fy};
+  *xs = pad_coordinate<kPadding>(((us + 1.0) * fw - 1.0) * 0.5, W);
+  *ys = pad_coordinate<kPadding>(((vs + 1.0) * fh - 1.0) * 0.5, H);
+}
+
+// Chain steps 4-5: the four bilinear taps of source point (xs, ys), dropping taps outside the
+// image or inside the cutout. index_t must hold H * W (the host packs cutout bounds to fit too).
+// Tests and offsets are computed in double and converted once at the end: one mask width and
+// no branches, which is what lets g++ vectorise the CPU's loop over a row.
+template <typename acc_t, typename index_t>
+KT_HD Taps<acc_t, index_t> bilinear_taps(const SampleParams<acc_t>& p, double xs, double ys, index_t H, index_t W) {
+  const double fw = static_cast<double>(W), fh = static_cast<double>(H);
+  const double x0 = kt_floor(xs), y0 = kt_floor(ys);
+  const double fx = xs - x0, fy = ys - y0;
+  const double w[4] = {(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy};
+  const double cut_y0 = static_cast<double>(p.cut_y0), cut_y1 = static_cast<double>(p.cut_y1);
+  const double cut_x0 = static_cast<double>(p.cut_x0), cut_x1 = static_cast<double>(p.cut_x1);
   Taps<acc_t, index_t> taps;
   taps.weight_sum = static_cast<acc_t>(0);
 KT_UNROLL
   for (int t = 0; t < 4; ++t) {
-    const int64_t tx = x0 + (t & 1), ty = y0 + (t >> 1);
-    const bool keep = tx >= 0 && tx < W && ty >= 0 && ty < H && !in_cutout(p, ty, tx);
-    taps.offset[t] = keep ? static_cast<index_t>(ty * W + tx) : static_cast<index_t>(0);
-    taps.weight[t] = keep ? w[t] : static_cast<acc_t>(0);
+    const double tx = x0 + static_cast<double>(t & 1), ty = y0 + static_cast<double>(t >> 1);
+    const bool inside = (tx >= 0.0) & (tx < fw) & (ty >= 0.0) & (ty < fh);
+    const bool outside_cut = (ty < cut_y0) | (ty >= cut_y1) | (tx < cut_x0) | (tx >= cut_x1);
+    const double keep = (inside & outside_cut) ? 1.0 : 0.0;
+    taps.offset[t] = static_cast<index_t>(keep * (ty * fw + tx));
+    taps.weight[t] = static_cast<acc_t>(keep * w[t]);
     taps.weight_sum += taps.weight[t];
   }
   return taps;
 }
 
+// Chain steps 1-5 (geometry and cutout) for output pixel (i, j) of an H x W image.
+template <int kPadding, bool kFold, typename acc_t, typename index_t>
+KT_HD Taps<acc_t, index_t> compute_taps_static(const SampleParams<acc_t>& p, index_t i, index_t j,
+                                               index_t H, index_t W) {
+  double xs, ys;
+  source_coordinates<kPadding, kFold>(p, i, j, H, W, &xs, &ys);
+  return bilinear_taps<acc_t, index_t>(p, xs, ys, H, W);
+}
+
+// The same with the padding mode and fold switch read at run time (one uniform branch).
+template <typename acc_t, typename index_t>
+KT_HD Taps<acc_t, index_t> compute_taps(const SampleParams<acc_t>& p, index_t i, index_t j, index_t H,
+                                        index_t W, int padding) {
+  const bool fold = p.fold_k > 0;
+  if (padding == kBorder) {
+    return fold ? compute_taps_static<kBorder, true>(p, i, j, H, W) : compute_taps_static<kBorder, false>(p, i, j, H, W);
+  }
+  if (padding == kReflection) {
+    return fold ? compute_taps_static<kReflection, true>(p, i, j, H, W)
+                : compute_taps_static<kReflection, false>(p, i, j, H, W);
+  }
+  return fold ? compute_taps_static<kZeros, true>(p, i, j, H, W) : compute_taps_static<kZeros, false>(p, i, j, H, W);
+}
+
+// Chain steps 5-6: DSA's brightness b, saturation s, contrast c on a tap value p with channel
+// mean pm and image mean mu give p3 = c s p + c (1 - s) pm + (1 - c) mu + b, so a pixel is
+//   y[ch] = gain * sum_t(w p[ch]) + mean_gain * sum_t(w sum_ch p) + sum_t(w) * offset,
+// with the three coefficients below: one pass per channel, plus one for the channel sums.
+template <typename acc_t>
+struct ColourTerms {
+  acc_t gain;       // c s (c for one channel: saturation has nothing to act on)
+  acc_t mean_gain;  // c (1 - s) / C (0 for one channel)
+  acc_t offset;     // (1 - c) mu + b, per unit of kept tap weight
+};
+
+template <typename acc_t>
+KT_HD ColourTerms<acc_t> colour_terms(const SampleParams<acc_t>& p, int64_t C, acc_t mu) {
+  const acc_t one = static_cast<acc_t>(1);
+  ColourTerms<acc_t> t;
+  t.gain = C > 1 ? p.contrast * p.saturation : p.contrast;
+  t.mean_gain = C > 1 ? p.contrast * (one - p.saturation) / static_cast<acc_t>(C) : static_cast<acc_t>(0);
+  t.offset = (one - p.contrast) * mu + p.brightness;
+  return t;
+}
+
+// sum_t w_t src[offset_t]: one channel's bilinear sample (dropped taps have weight 0, offset 0).
+template <typename scalar_t, typename acc_t, typename index_t>
+KT_HD acc_t tap_sum(const Taps<acc_t, index_t>& taps, const scalar_t* src) {
+  acc_t value = static_cast<acc_t>(0);
+KT_UNROLL
+  for (int t = 0; t < 4; ++t) value += taps.weight[t] * static_cast<acc_t>(src[taps.offset[t]]);
+  return value;
+}
+
+// The channel-independent part of a pixel: sum(w) * offset + mean_gain * sum over channels.
+template <typename scalar_t, typename acc_t, typename index_t>
+KT_HD acc_t pixel_shared_term(const ColourTerms<acc_t>& terms, const Taps<acc_t, index_t>& taps,
+                              const scalar_t* img, index_t plane, int64_t C) {
+  acc_t shared = taps.weight_sum * terms.offset;
+  if (terms.mean_gain != static_cast<acc_t>(0)) {
+    acc_t channel_sum = static_cast<acc_t>(0);
+    for (int64_t ch = 0; ch < C; ++ch) channel_sum += tap_sum(taps, img + ch * static_cast<int64_t>(plane));
+    shared += terms.mean_gain * channel_sum;
+  }
+  return shared;
+}
+
 // Chain steps 5-7 for one output pixel, all channels. `img` points at x[n, 0, 0, 0], `out` at
 // y[n, 0, i, j]; channels are `plane` elements apart. `element0` is the linear index of
-// y[n, 0, i, j] (the noise counter). mu is the mean of x[n] over C, H, W.
-//
-// With p = x at a tap and pm its channel mean, DSA's brightness, saturation, contrast give
-//   p3 = c s p + c (1 - s) pm + (1 - c) mu + b,
-// so y = c s sum(w p) + c (1 - s) sum(w pm) + sum(w) ((1 - c) mu + b): one pass per channel.
+// y[n, 0, i, j], the noise counter of channel 0.
 template <typename scalar_t, typename acc_t, typename index_t>
-KT_HD void forward_pixel(const SampleParams<acc_t>& p, const Taps<acc_t, index_t>& taps,
-                         const scalar_t* img, scalar_t* out, index_t plane, int64_t C, acc_t mu,
-                         uint64_t seed, uint64_t element0) {
-  const acc_t cs = p.contrast * p.saturation;
-  const acc_t c_one_minus_s = p.contrast * (static_cast<acc_t>(1) - p.saturation);
-  acc_t shared = taps.weight_sum *
-                 ((static_cast<acc_t>(1) - p.contrast) * mu + p.brightness);
-  if (c_one_minus_s != static_cast<acc_t>(0) && C > 1) {
-    acc_t tap_mean_sum = static_cast<acc_t>(0);
-    for (int64_t ch = 0; ch < C; ++ch) {
-      const scalar_t* src = img + ch * static_cast<int64_t>(plane);
-KT_UNROLL
-      for (int t = 0; t < 4; ++t) tap_mean_sum += taps.weight[t] * static_cast<acc_t>(src[taps.offset[t]]);
-    }
-    shared += c_one_minus_s * tap_mean_sum / static_cast<acc_t>(C);
-  }
-  const acc_t gain = C > 1 ? cs : p.contrast;  // one channel: saturation has nothing to act on
+KT_HD void forward_pixel(const SampleParams<acc_t>& p, const ColourTerms<acc_t>& terms,
+                         const Taps<acc_t, index_t>& taps, const scalar_t* img, scalar_t* out,
+                         index_t plane, int64_t C, uint64_t seed, uint64_t element0) {
+  const acc_t shared = pixel_shared_term(terms, taps, img, plane, C);
   for (int64_t ch = 0; ch < C; ++ch) {
-    const scalar_t* src = img + ch * static_cast<int64_t>(plane);
-    acc_t value = static_cast<acc_t>(0);
-KT_UNROLL
-    for (int t = 0; t < 4; ++t) value += taps.weight[t] * static_cast<acc_t>(src[taps.offset[t]]);
-    value = gain * value + shared;
+    acc_t value = terms.gain * tap_sum(taps, img + ch * static_cast<int64_t>(plane)) + shared;
     if (p.sigma != static_cast<acc_t>(0)) {
       value += p.sigma * philox_normal<acc_t>(seed, element0 + static_cast<uint64_t>(ch) * plane);
     }
@@ -266,22 +338,20 @@ KT_UNROLL
 }
 
 // Gradient of one output pixel scattered to its taps: dx[tap] += w J^T g with
-// J = c (s (I - E) + E), E = 11^T / C. `scatter(ptr, value)` is a plain add on the CPU (one
-// image per task, no race) and an atomic add on CUDA. Returns sum(w) * sum_c g[c], this pixel's
-// share of dL/dmu / (1 - c), which the caller reduces per image.
+// J = c (s (I - E) + E), E = 11^T / C, i.e. w (gain g[ch] + mean_gain sum_ch g). Noise passes
+// the gradient unchanged. `scatter(ptr, value)` is a plain add on the CPU (one image per task,
+// no race) and an atomic add on CUDA. Returns sum(w) * sum_ch g, this pixel's share of the
+// gradient through the contrast pivot mu, which the caller reduces per image.
 template <typename scalar_t, typename acc_t, typename index_t, typename Scatter>
-KT_HD acc_t backward_pixel(const SampleParams<acc_t>& p, const Taps<acc_t, index_t>& taps,
+KT_HD acc_t backward_pixel(const ColourTerms<acc_t>& terms, const Taps<acc_t, index_t>& taps,
                            const scalar_t* grad_out, acc_t* grad_img, index_t plane, int64_t C,
                            Scatter scatter) {
+  if (taps.weight_sum == static_cast<acc_t>(0)) return static_cast<acc_t>(0);
   acc_t g_sum = static_cast<acc_t>(0);
   for (int64_t ch = 0; ch < C; ++ch) g_sum += static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]);
-  if (taps.weight_sum == static_cast<acc_t>(0)) return static_cast<acc_t>(0);
-  const acc_t gain = C > 1 ? p.contrast * p.saturation : p.contrast;
-  const acc_t shared =
-      C > 1 ? p.contrast * (static_cast<acc_t>(1) - p.saturation) * g_sum / static_cast<acc_t>(C)
-            : static_cast<acc_t>(0);
+  const acc_t shared = terms.mean_gain * g_sum;
   for (int64_t ch = 0; ch < C; ++ch) {
-    const acc_t g = gain * static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]) + shared;
+    const acc_t g = terms.gain * static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]) + shared;
     acc_t* dst = grad_img + ch * static_cast<int64_t>(plane);
 KT_UNROLL
     for (int t = 0; t < 4; ++t) {
