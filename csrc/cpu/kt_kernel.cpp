@@ -136,7 +136,11 @@ void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const
         acc_t* __restrict v = value.data();
         if (p.sigma != acc_t(0)) {
           const uint64_t element0 = static_cast<uint64_t>((n * C + ch) * plane + i * W);
-          for (int64_t j = 0; j < W; ++j) v[j] = shared[j] + p.sigma * philox_normal<acc_t>(seed, element0 + j);
+          const uint32_t lo0 = static_cast<uint32_t>(element0), hi0 = static_cast<uint32_t>(element0 >> 32);
+          for (index_t j = 0; j < w; ++j) {
+            const uint32_t lo = lo0 + static_cast<uint32_t>(j);  // 32-bit lanes, carry by hand
+            v[j] = shared[j] + p.sigma * philox_normal_words<acc_t>(seed, lo, hi0 + (lo < lo0 ? 1u : 0u));
+          }
         } else {
           std::copy(shared.begin(), shared.end(), value.begin());
         }

@@ -15,6 +15,9 @@
 #ifndef KT_HD
 #if defined(__CUDACC__)
 #define KT_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Always inlined: an out-of-line call inside a loop over pixels stops g++ from vectorising it.
+#define KT_HD inline __attribute__((always_inline))
 #else
 #define KT_HD inline
 #endif
@@ -28,10 +31,11 @@ KT_HD float select(bool c, float a, float b) { return c ? a : b; }
 
 // ---- double: atan2 and sincos, for the fold's geometry ----
 
-// atan(a) for 0 <= a <= 1 (Cephes atan: direct below 0.66, else pi/4 + atan((a-1)/(a+1))).
-KT_HD double atan_unit(double a) {
-  const bool high = a > 0.66;
-  const double x = high ? (a - 1.0) / (a + 1.0) : a;
+// atan(lo / hi) for 0 <= lo <= hi, hi > 0 (Cephes atan: direct below 0.66, else
+// pi/4 + atan((a - 1) / (a + 1)), written with one division).
+KT_HD double atan_ratio(double lo, double hi) {
+  const bool high = lo > 0.66 * hi;
+  const double x = high ? (lo - hi) / (lo + hi) : lo / hi;
   const double base = high ? 0.78539816339744830962 : 0.0;
   const double tail = high ? 0.5 * 6.123233995736765886130e-17 : 0.0;  // pi/4's low bits
   const double z = x * x;
@@ -48,8 +52,7 @@ KT_HD double atan_unit(double a) {
 KT_HD double atan2(double y, double x) {
   const double ax = fabs(x), ay = fabs(y);
   const double hi = ax > ay ? ax : ay, lo = ax > ay ? ay : ax;
-  const double ratio = hi > 0.0 ? lo / hi : 0.0;
-  double r = atan_unit(ratio);
+  double r = atan_ratio(lo, hi > 0.0 ? hi : 1.0);
   r = ay > ax ? 1.57079632679489661923 - r : r;
   r = x < 0.0 ? 3.14159265358979323846 - r : r;
   return y < 0.0 ? -r : r;

@@ -10,6 +10,9 @@
 
 #if defined(__CUDACC__)
 #define KT_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Always inlined: an out-of-line call inside a loop over pixels stops g++ from vectorising it.
+#define KT_HD inline __attribute__((always_inline))
 #else
 #define KT_HD inline
 #endif
@@ -96,11 +99,13 @@ KT_UNROLL
 
 // Standard normal for element e under a 64-bit seed: Box-Muller on the first two Philox words.
 // u1 lies in (0, 1], so the log is always finite.
+// The element index is given as its two 32-bit words, so that a CPU loop over a row can keep
+// the counter in 32-bit vector lanes.
 template <typename acc_t>
-KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
+KT_HD acc_t philox_normal_words(uint64_t seed, uint32_t element_lo, uint32_t element_hi) {
   Philox4x32 ctr;
-  ctr.v[0] = static_cast<uint32_t>(element);
-  ctr.v[1] = static_cast<uint32_t>(element >> 32);
+  ctr.v[0] = element_lo;
+  ctr.v[1] = element_hi;
   ctr.v[2] = 0u;
   ctr.v[3] = 0u;
   const Philox4x32 r =
@@ -109,6 +114,11 @@ KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
   const acc_t u1 = (static_cast<acc_t>(r.v[0]) + static_cast<acc_t>(1)) * inv_2_32;
   const acc_t u2 = static_cast<acc_t>(r.v[1]) * inv_2_32;
   return kt_sqrt(static_cast<acc_t>(-2) * box_muller_log(u1)) * box_muller_cos(u2);
+}
+
+template <typename acc_t>
+KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
+  return philox_normal_words<acc_t>(seed, static_cast<uint32_t>(element), static_cast<uint32_t>(element >> 32));
 }
 
 // ---- one sample's parameters, read from the packed rows
@@ -145,14 +155,15 @@ KT_HD void fold_unchecked(const SampleParams<acc_t>& p, double half_w, double ha
   const double dy = (*v - p.cy) * half_h;
   const double r = sqrt(dx * dx + dy * dy);
   const double t = fastmath::atan2(dy, dx) - p.phase;
-  const double wedge = pi / static_cast<double>(p.fold_k);
+  const double k = static_cast<double>(p.fold_k);
+  const double wedge = pi / k;
   const double period = wedge + wedge;
-  double m = t - period * kt_floor(t / period);
+  double m = t - period * kt_floor(t * (k * (0.5 / pi)));  // t / period, as a product
   m = m > wedge ? period - m : m;
   double sin_m, cos_m;
   fastmath::sincos(m + p.phase, &sin_m, &cos_m);
-  *u = p.cx + r * cos_m / half_w;
-  *v = p.cy + r * sin_m / half_h;
+  *u = p.cx + r * cos_m * (1.0 / half_w);
+  *v = p.cy + r * sin_m * (1.0 / half_h);
 }
 
 template <typename acc_t>
