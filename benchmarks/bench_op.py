@@ -143,12 +143,14 @@ def markdown(result):
              f"{result['machine']['torch_threads']} threads, {result['machine']['date']}", "",
              "| shape | fused fwd ms | fused fwd+bwd ms | reference fwd+bwd ms | eager fwd+bwd ms | x ref (fwd+bwd) | x eager (fwd+bwd) |",
              "|---|---|---|---|---|---|---|"]
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
     for r in result["rows"]:
-        ref = r.get("reference_fwd_bwd_ms")
-        lines.append(f"| {tuple(r['shape'])} | {r['fused_fwd_ms']:.2f} | {r['fused_fwd_bwd_ms']:.2f} | "
-                     f"{'-' if ref is None else f'{ref:.2f}'} | {r['eager_fwd_bwd_ms']:.2f} | "
-                     f"{'-' if ref is None else f'{r['speedup_vs_reference_fwd_bwd']:.1f}'} | "
-                     f"{r['speedup_vs_eager_fwd_bwd']:.2f} |")
+        lines.append("| {} | {} | {} | {} | {} | {} | {} |".format(
+            tuple(r["shape"]), fmt(r["fused_fwd_ms"], ".2f"), fmt(r["fused_fwd_bwd_ms"], ".2f"),
+            fmt(r.get("reference_fwd_bwd_ms"), ".2f"), fmt(r["eager_fwd_bwd_ms"], ".2f"),
+            fmt(r.get("speedup_vs_reference_fwd_bwd"), ".1f"), fmt(r["speedup_vs_eager_fwd_bwd"], ".2f")))
     lines += ["", "Agreement with the reference (max abs difference, (256,3,32,32), full chain):", ""]
     for dtype, d in result["agreement"].items():
         lines.append(f"- {dtype}: forward {d['forward_max_abs_diff']:.2e}, gradient {d['grad_max_abs_diff']:.2e}")

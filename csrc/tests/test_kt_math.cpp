@@ -70,7 +70,41 @@ static void fold_mirror() {
   CHECK(u == 0.3 && v == -0.4);
 }
 
+static void fastmath_matches_libm() {
+  double worst_atan2 = 0, worst_sin = 0, worst_cos = 0;
+  for (int a = -200; a <= 200; ++a) {
+    for (int b = -200; b <= 200; ++b) {
+      const double y = a * 0.173, x = b * 0.291;
+      if (x == 0 && y == 0) continue;
+      worst_atan2 = std::fmax(worst_atan2, std::fabs(kaleido::fastmath::atan2(y, x) - std::atan2(y, x)));
+    }
+  }
+  for (int k = -100000; k <= 100000; ++k) {
+    const double x = k * 3.1e-4;  // [-31, 31] radians: the fold's range of m + phase
+    double s, c;
+    kaleido::fastmath::sincos(x, &s, &c);
+    worst_sin = std::fmax(worst_sin, std::fabs(s - std::sin(x)));
+    worst_cos = std::fmax(worst_cos, std::fabs(c - std::cos(x)));
+  }
+  CHECK(worst_atan2 < 2e-15);
+  CHECK(worst_sin < 2e-15 && worst_cos < 2e-15);
+  float worst_log = 0, worst_cos_turns = 0;
+  for (uint32_t r = 0; r < 4000000u; ++r) {
+    const uint32_t bits = r * 1073u + 12345u;  // spread over the Philox output range
+    const float u1 = (static_cast<float>(bits) + 1.0f) * 2.3283064365386963e-10f;
+    worst_log = std::fmax(worst_log, std::fabs(kaleido::fastmath::log(u1) - std::log(u1)) / std::fmax(1.0f, std::fabs(std::log(u1))));
+    const float u2 = static_cast<float>(bits) * 2.3283064365386963e-10f;
+    worst_cos_turns = std::fmax(worst_cos_turns, std::fabs(kaleido::fastmath::cos_turns(u2) -
+                                                           static_cast<float>(std::cos(6.283185307179586 * u2))));
+  }
+  CHECK(worst_log < 5e-7f);
+  CHECK(worst_cos_turns < 5e-7f);
+  std::printf("fastmath: atan2 %.1e, sin %.1e, cos %.1e, logf %.1e, cos_turns %.1e\n", worst_atan2, worst_sin,
+              worst_cos, worst_log, worst_cos_turns);
+}
+
 int main() {
+  fastmath_matches_libm();
   philox_known_answers();
   normal_is_finite_and_deterministic();
   padding_rules();

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# GPU check, one command on a machine with a GPU and its own torch (no network needed):
+# builds the extension from source against that torch, runs the whole test suite (the CUDA tests
+# included) and the op benchmark, and writes everything under $OUT (else benchmarks/results/).
+#   Missing test packages (hypothesis) can come as wheels in .whl/ (see the device notes).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${OUT:-$ROOT/benchmarks/results}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+log() { echo "[gpu_check $(date +%H:%M:%S)] $*"; }
+
+if ! "$PY" -c "import hypothesis" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+log "building (TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0})"
+start=$(date +%s)
+TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16} KALEIDO_CUDA=1 \
+  "$PY" setup.py build_ext --inplace > "$OUT/gpu_build.log" 2>&1 || { log "build failed"; tail -30 "$OUT/gpu_build.log"; exit 1; }
+log "built in $(( $(date +%s) - start )) s"
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
+"$PY" -c "import json, kaleido_cuda; print(json.dumps(kaleido_cuda.build_info()))" | tee "$OUT/build_info.json"
+log "tests"
+"$PY" -m pytest -q -rs tests --junitxml="$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
+tests_rc=${PIPESTATUS[0]}
+log "benchmark"
+timeout 300 "$PY" benchmarks/bench_op.py --device all --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench.log" | tail -30
+log "done: tests exit $tests_rc; results in $OUT"
+exit "$tests_rc"
