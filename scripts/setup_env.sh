@@ -20,4 +20,5 @@ export MAX_JOBS=${MAX_JOBS:-2}
 start=$(date +%s)
 python -m pip install -q --no-build-isolation --no-deps .
 echo "kaleido_cuda built in $(( $(date +%s) - start )) s"
-python -c "import json, kaleido_cuda; print(json.dumps(kaleido_cuda.build_info()))"
+# From another folder, so that the installed package is imported, not the source folder.
+(cd / && python -c "import json, kaleido_cuda; print(json.dumps(kaleido_cuda.build_info()))")
