@@ -27,14 +27,27 @@ SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
 CUDA_COPY_SIZE = (256, 3, 224, 224)
 
 
+# 'full': the 'kt' preset with every stage on (cutout included).
+# 'affine_colour_cutout': the same without fold and noise: the work that one affine_grid +
+#   grid_sample and elementwise colour and cutout express directly.
+CHAINS = ("full", "affine_colour_cutout")
+
+
+def chain_params(chain, n, h, w, device):
+    p = kc.sample_params(n, "kt", size=(h, w), seed=0, cutout=0.25)
+    if chain == "affine_colour_cutout":
+        p.fold_k = torch.zeros_like(p.fold_k)
+        p.noise_std = torch.zeros_like(p.noise_std)
+    return p.to(device)
+
+
 def full_chain_params(n, h, w, device):
-    """The 'kt' preset with every stage on (cutout included)."""
-    return kc.sample_params(n, "kt", size=(h, w), seed=0, cutout=0.25).to(device)
+    return chain_params("full", n, h, w, device)
 
 
 def eager_chain(x, p):
-    """What a user would write without the fused op: one affine_grid-style grid (with the fold),
-    one grid_sample, elementwise colour and cutout."""
+    """What a user would write without the fused op: elementwise colour and cutout, an affine grid
+    (folded when a fold is on), one grid_sample, torch.randn noise (when noise is on)."""
     n, c, h, w = x.shape
     b, s, con = (t.view(-1, 1, 1, 1) for t in (p.brightness, p.saturation, p.contrast))
     y = x + b
@@ -47,6 +60,10 @@ def eager_chain(x, p):
     cut = p.cutout.view(-1, 4, 1, 1)
     inside = (rows >= cut[:, 0:1]) & (rows < cut[:, 2:3]) & (cols >= cut[:, 1:2]) & (cols < cut[:, 3:4])
     y = y * (~inside)
+    if not bool((p.fold_k > 0).any()):
+        grid = F.affine_grid(p.affine, [n, c, h, w], align_corners=False)
+        y = F.grid_sample(y, grid, mode="bilinear", padding_mode=p.padding_mode, align_corners=False)
+        return y + p.noise_std.view(-1, 1, 1, 1) * torch.randn_like(y) if bool((p.noise_std > 0).any()) else y
     base = F.affine_grid(torch.eye(2, 3, device=x.device).expand(n, 2, 3), [n, c, h, w], align_corners=False)
     u, v = base[..., 0], base[..., 1]
     k = p.fold_k.view(-1, 1, 1).to(x.dtype)
@@ -107,20 +124,21 @@ def bench_device(device, sizes, quick):
     for shape in sizes:
         n, c, h, w = shape
         x = torch.rand(shape, device=device)
-        p = full_chain_params(n, h, w, device)
-        row = {"shape": list(shape)}
-        for name, fn in IMPLS.items():
-            if quick and name == "reference" and shape != sizes[0]:
-                continue
-            for backward in (False, True):
-                key = f"{name}_{'fwd_bwd' if backward else 'fwd'}_ms"
-                row[key] = 1e3 * time_impl(fn, x, p, device, backward)
-                print(f"  {device} {shape} {key}: {row[key]:.3f}", flush=True)
-        for other in ("reference", "eager"):
-            for mode in ("fwd", "fwd_bwd"):
-                if f"{other}_{mode}_ms" in row:
-                    row[f"speedup_vs_{other}_{mode}"] = row[f"{other}_{mode}_ms"] / row[f"fused_{mode}_ms"]
-        rows.append(row)
+        for chain in CHAINS:
+            p = chain_params(chain, n, h, w, device)
+            row = {"shape": list(shape), "chain": chain}
+            for name, fn in IMPLS.items():
+                if name == "reference" and (chain != "full" or (quick and shape != sizes[0])):
+                    continue
+                for backward in (False, True):
+                    key = f"{name}_{'fwd_bwd' if backward else 'fwd'}_ms"
+                    row[key] = 1e3 * time_impl(fn, x, p, device, backward)
+                    print(f"  {device} {shape} {chain} {key}: {row[key]:.3f}", flush=True)
+            for other in ("reference", "eager"):
+                for mode in ("fwd", "fwd_bwd"):
+                    if f"{other}_{mode}_ms" in row:
+                        row[f"speedup_vs_{other}_{mode}"] = row[f"{other}_{mode}_ms"] / row[f"fused_{mode}_ms"]
+            rows.append(row)
     return rows
 
 
@@ -141,16 +159,19 @@ def markdown(result):
     lines = [f"# bench_op on {result['machine'].get('gpu', result['machine']['cpu'])} ({result['machine']['device']})",
              "", f"commit {result['machine']['commit']}, torch {result['machine']['torch']}, "
              f"{result['machine']['torch_threads']} threads, {result['machine']['date']}", "",
-             "| shape | fused fwd ms | fused fwd+bwd ms | reference fwd+bwd ms | eager fwd+bwd ms | x ref (fwd+bwd) | x eager (fwd+bwd) |",
-             "|---|---|---|---|---|---|---|"]
+             "| shape | chain | fused fwd ms | fused fwd+bwd ms | reference fwd+bwd ms | eager fwd ms | eager fwd+bwd ms "
+             "| x ref (fwd+bwd) | x eager (fwd) | x eager (fwd+bwd) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
     def fmt(value, spec):
         return "-" if value is None else format(value, spec)
 
     for r in result["rows"]:
-        lines.append("| {} | {} | {} | {} | {} | {} | {} |".format(
-            tuple(r["shape"]), fmt(r["fused_fwd_ms"], ".2f"), fmt(r["fused_fwd_bwd_ms"], ".2f"),
-            fmt(r.get("reference_fwd_bwd_ms"), ".2f"), fmt(r["eager_fwd_bwd_ms"], ".2f"),
-            fmt(r.get("speedup_vs_reference_fwd_bwd"), ".1f"), fmt(r["speedup_vs_eager_fwd_bwd"], ".2f")))
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            tuple(r["shape"]), r["chain"], fmt(r["fused_fwd_ms"], ".2f"), fmt(r["fused_fwd_bwd_ms"], ".2f"),
+            fmt(r.get("reference_fwd_bwd_ms"), ".2f"), fmt(r["eager_fwd_ms"], ".2f"), fmt(r["eager_fwd_bwd_ms"], ".2f"),
+            fmt(r.get("speedup_vs_reference_fwd_bwd"), ".1f"), fmt(r["speedup_vs_eager_fwd"], ".2f"),
+            fmt(r["speedup_vs_eager_fwd_bwd"], ".2f")))
     lines += ["", "Agreement with the reference (max abs difference, (256,3,32,32), full chain):", ""]
     for dtype, d in result["agreement"].items():
         lines.append(f"- {dtype}: forward {d['forward_max_abs_diff']:.2e}, gradient {d['grad_max_abs_diff']:.2e}")

@@ -93,23 +93,29 @@ void row_geometry(const SampleParams<acc_t>& p, int padding, index_t i, index_t 
   }
 }
 
-// sum_t w_t x[offset_t] over one row of one channel, times `gain`, added to `acc` (a vectorised
-// gather; the same tap_sum as the CUDA kernel's per-pixel loop).
+// tap_sum over one row of one channel (a vectorised gather).
 template <typename scalar_t, typename acc_t, typename index_t>
-void add_tap_sums(const RowTaps<acc_t, index_t>& row, const scalar_t* __restrict channel, acc_t gain,
-                  acc_t* __restrict acc, index_t W) {
-  const index_t* __restrict off0 = row.offset[0].data(); const index_t* __restrict off1 = row.offset[1].data();
-  const index_t* __restrict off2 = row.offset[2].data(); const index_t* __restrict off3 = row.offset[3].data();
-  const acc_t* __restrict w0 = row.weight[0].data(); const acc_t* __restrict w1 = row.weight[1].data();
-  const acc_t* __restrict w2 = row.weight[2].data(); const acc_t* __restrict w3 = row.weight[3].data();
+void row_tap_sums_impl(const scalar_t* __restrict channel, index_t W, const index_t* __restrict off0,
+                       const index_t* __restrict off1, const index_t* __restrict off2, const index_t* __restrict off3,
+                       const acc_t* __restrict w0, const acc_t* __restrict w1, const acc_t* __restrict w2,
+                       const acc_t* __restrict w3, acc_t* __restrict out) {
   for (index_t j = 0; j < W; ++j) {
     Taps<acc_t, index_t> t;
     t.offset[0] = off0[j]; t.offset[1] = off1[j]; t.offset[2] = off2[j]; t.offset[3] = off3[j];
     t.weight[0] = w0[j]; t.weight[1] = w1[j]; t.weight[2] = w2[j]; t.weight[3] = w3[j];
-    acc[j] += gain * tap_sum(t, channel);
+    out[j] = tap_sum(t, channel);
   }
 }
 
+template <typename scalar_t, typename acc_t, typename index_t>
+void row_tap_sums(const RowTaps<acc_t, index_t>& row, const scalar_t* channel, index_t W, acc_t* out) {
+  row_tap_sums_impl(channel, W, row.offset[0].data(), row.offset[1].data(), row.offset[2].data(),
+                    row.offset[3].data(), row.weight[0].data(), row.weight[1].data(), row.weight[2].data(),
+                    row.weight[3].data(), out);
+}
+
+// y[ch][j] = colour_value(tap[ch][j], sum_ch tap[ch][j], weight_sum[j]) + sigma z: forward_pixel of
+// kt_math.h, a row at a time, with each channel's taps gathered once.
 template <typename scalar_t, typename acc_t, typename index_t>
 void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const int64_t* irows,
                   const acc_t* means, int64_t rows, int padding, uint64_t seed, int64_t N, int64_t C,
@@ -118,7 +124,7 @@ void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const
   const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1));
   at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
     RowTaps<acc_t, index_t> taps(W);
-    std::vector<acc_t> shared(W), value(W);
+    std::vector<acc_t> tap(C * W), channel_sum(W);
     const index_t w = static_cast<index_t>(W);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / H, i = row % H;
@@ -127,31 +133,37 @@ void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const
       const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
       const scalar_t* img = src + n * C * plane;
       row_geometry<acc_t, index_t>(p, padding, static_cast<index_t>(i), static_cast<index_t>(H), w, taps);
-      // pixel_shared_term, with the loops over pixels and channels swapped.
-      for (int64_t j = 0; j < W; ++j) shared[j] = taps.weight_sum[j] * terms.offset;
+      for (int64_t ch = 0; ch < C; ++ch) row_tap_sums(taps, img + ch * plane, w, tap.data() + ch * W);
+      std::fill(channel_sum.begin(), channel_sum.end(), acc_t(0));
       if (terms.mean_gain != acc_t(0)) {
-        for (int64_t ch = 0; ch < C; ++ch) add_tap_sums(taps, img + ch * plane, terms.mean_gain, shared.data(), w);
+        for (int64_t ch = 0; ch < C; ++ch) {
+          const acc_t* __restrict t = tap.data() + ch * W;
+          acc_t* __restrict sum = channel_sum.data();
+          for (int64_t j = 0; j < W; ++j) sum[j] += t[j];
+        }
       }
+      const acc_t* __restrict wsum = taps.weight_sum.data();
       for (int64_t ch = 0; ch < C; ++ch) {
-        acc_t* __restrict v = value.data();
+        const acc_t* __restrict t = tap.data() + ch * W;
+        const acc_t* __restrict sum = channel_sum.data();
+        scalar_t* __restrict out = dst + (n * C + ch) * plane + i * W;
         if (p.sigma != acc_t(0)) {
           const uint64_t element0 = static_cast<uint64_t>((n * C + ch) * plane + i * W);
           const uint32_t lo0 = static_cast<uint32_t>(element0), hi0 = static_cast<uint32_t>(element0 >> 32);
           for (index_t j = 0; j < w; ++j) {
             const uint32_t lo = lo0 + static_cast<uint32_t>(j);  // 32-bit lanes, carry by hand
-            v[j] = shared[j] + p.sigma * philox_normal_words<acc_t>(seed, lo, hi0 + (lo < lo0 ? 1u : 0u));
+            const acc_t z = philox_normal_words<acc_t>(seed, lo, hi0 + (lo < lo0 ? 1u : 0u));
+            out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]) + p.sigma * z);
           }
         } else {
-          std::copy(shared.begin(), shared.end(), value.begin());
+          for (index_t j = 0; j < w; ++j) out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]));
         }
-        add_tap_sums(taps, img + ch * plane, terms.gain, v, w);
-        scalar_t* __restrict out = dst + (n * C + ch) * plane + i * W;
-        for (int64_t j = 0; j < W; ++j) out[j] = static_cast<scalar_t>(v[j]);
       }
     }
   });
 }
 
+// backward_pixel of kt_math.h for every pixel of a row. One image per task: no races.
 template <typename scalar_t, typename acc_t, typename index_t>
 void backward_images(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const double* frows,
                      const int64_t* irows, int64_t rows, int padding, int64_t N, int64_t C, int64_t H, int64_t W) {

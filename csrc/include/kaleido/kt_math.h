@@ -318,17 +318,17 @@ KT_UNROLL
   return value;
 }
 
-// The channel-independent part of a pixel: sum(w) * offset + mean_gain * sum over channels.
-template <typename scalar_t, typename acc_t, typename index_t>
-KT_HD acc_t pixel_shared_term(const ColourTerms<acc_t>& terms, const Taps<acc_t, index_t>& taps,
-                              const scalar_t* img, index_t plane, int64_t C) {
-  acc_t shared = taps.weight_sum * terms.offset;
-  if (terms.mean_gain != static_cast<acc_t>(0)) {
-    acc_t channel_sum = static_cast<acc_t>(0);
-    for (int64_t ch = 0; ch < C; ++ch) channel_sum += tap_sum(taps, img + ch * static_cast<int64_t>(plane));
-    shared += terms.mean_gain * channel_sum;
-  }
-  return shared;
+// A pixel's value before noise, from its channel's tap sum, the sum of the tap sums over all
+// channels, and the kept tap weight: the colour chain of DSA, applied once per pixel.
+template <typename acc_t>
+KT_HD acc_t colour_value(const ColourTerms<acc_t>& terms, acc_t tap, acc_t tap_channel_sum, acc_t weight_sum) {
+  return terms.gain * tap + terms.mean_gain * tap_channel_sum + weight_sum * terms.offset;
+}
+
+// J^T g of the colour chain for one channel: what reaches each tap, before its weight w.
+template <typename acc_t>
+KT_HD acc_t tap_gradient(const ColourTerms<acc_t>& terms, acc_t g, acc_t g_channel_sum) {
+  return terms.gain * g + terms.mean_gain * g_channel_sum;
 }
 
 // Chain steps 5-7 for one output pixel, all channels. `img` points at x[n, 0, 0, 0], `out` at
@@ -338,9 +338,13 @@ template <typename scalar_t, typename acc_t, typename index_t>
 KT_HD void forward_pixel(const SampleParams<acc_t>& p, const ColourTerms<acc_t>& terms,
                          const Taps<acc_t, index_t>& taps, const scalar_t* img, scalar_t* out,
                          index_t plane, int64_t C, uint64_t seed, uint64_t element0) {
-  const acc_t shared = pixel_shared_term(terms, taps, img, plane, C);
+  acc_t channel_sum = static_cast<acc_t>(0);
+  if (terms.mean_gain != static_cast<acc_t>(0)) {
+    for (int64_t ch = 0; ch < C; ++ch) channel_sum += tap_sum(taps, img + ch * static_cast<int64_t>(plane));
+  }
   for (int64_t ch = 0; ch < C; ++ch) {
-    acc_t value = terms.gain * tap_sum(taps, img + ch * static_cast<int64_t>(plane)) + shared;
+    const acc_t tap = tap_sum(taps, img + ch * static_cast<int64_t>(plane));
+    acc_t value = colour_value(terms, tap, channel_sum, taps.weight_sum);
     if (p.sigma != static_cast<acc_t>(0)) {
       value += p.sigma * philox_normal<acc_t>(seed, element0 + static_cast<uint64_t>(ch) * plane);
     }
@@ -360,9 +364,8 @@ KT_HD acc_t backward_pixel(const ColourTerms<acc_t>& terms, const Taps<acc_t, in
   if (taps.weight_sum == static_cast<acc_t>(0)) return static_cast<acc_t>(0);
   acc_t g_sum = static_cast<acc_t>(0);
   for (int64_t ch = 0; ch < C; ++ch) g_sum += static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]);
-  const acc_t shared = terms.mean_gain * g_sum;
   for (int64_t ch = 0; ch < C; ++ch) {
-    const acc_t g = terms.gain * static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]) + shared;
+    const acc_t g = tap_gradient(terms, static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]), g_sum);
     acc_t* dst = grad_img + ch * static_cast<int64_t>(plane);
 KT_UNROLL
     for (int t = 0; t < 4; ++t) {
