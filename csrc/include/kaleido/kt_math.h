@@ -375,4 +375,11 @@ KT_UNROLL
   return taps.weight_sum * g_sum;
 }
 
+// The gradient through the contrast pivot mu = mean(x[n]): every element of image n receives
+// (1 - c) * S / (C H W), S = sum over pixels of backward_pixel's return value.
+template <typename acc_t>
+KT_HD acc_t pivot_gradient_share(const SampleParams<acc_t>& p, acc_t pivot_sum, int64_t image_elements) {
+  return (static_cast<acc_t>(1) - p.contrast) * pivot_sum / static_cast<acc_t>(image_elements);
+}
+
 }  // namespace kaleido
