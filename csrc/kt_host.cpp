@@ -4,7 +4,15 @@
 
 #include "kaleido/kt_math.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace kaleido {
+
+bool force_int64_index() {
+  const char* flag = std::getenv("KALEIDO_FORCE_INT64_INDEX");
+  return flag != nullptr && std::strcmp(flag, "1") == 0;
+}
 
 at::ScalarType accumulation_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;

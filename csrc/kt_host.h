@@ -33,6 +33,10 @@ at::Tensor image_means(const at::Tensor& x);
 // flows through the contrast pivot mu. `pivot_sums` holds S_n, shape (N,).
 void add_pivot_gradient(at::Tensor& grad_acc, const at::Tensor& pivot_sums, const PackedParams& packed);
 
+// True when KALEIDO_FORCE_INT64_INDEX=1: run the 64-bit-index kernels even where 32 bits would do,
+// so the tests can check that path without tensors of 2^31 elements.
+bool force_int64_index();
+
 // Accumulation dtype: float64 for float64 input, float32 otherwise.
 at::ScalarType accumulation_type(at::ScalarType t);
 

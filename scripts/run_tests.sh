@@ -8,4 +8,5 @@ bash scripts/setup_env.sh
 cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build/cmake -j 2 > /dev/null
 ctest --test-dir build/cmake --output-on-failure
+bash scripts/cmake_build.sh
 .venv/bin/pytest tests "$@"

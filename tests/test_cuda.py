@@ -40,6 +40,14 @@ def test_cuda_dtypes(dtype):
     torch.testing.assert_close(got.double(), want.double(), atol={torch.float64: 1e-12}.get(dtype, 1e-2), rtol=1e-2)
 
 
+def test_cuda_64_bit_index_path(monkeypatch):
+    monkeypatch.setenv("KALEIDO_FORCE_INT64_INDEX", "1")
+    x = torch.randn(2, 3, 17, 19, dtype=torch.float64)
+    params = random_params(2, 17, 19, seed=4, padding_mode="reflection", dtype=torch.float64)
+    torch.testing.assert_close(kc.kaleidoscope(x.cuda(), params.to("cuda")).cpu(), kc.kaleidoscope(x, params),
+                               atol=1e-9, rtol=0)
+
+
 def test_cuda_same_noise_for_same_seed():
     p = kc.KTParams.identity(1)
     p.noise_std = torch.tensor([1.0])

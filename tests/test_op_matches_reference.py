@@ -101,6 +101,18 @@ def test_fold_keeps_the_fundamental_wedge():
     torch.testing.assert_close(y[0, 0][inside], x[0, 0][inside], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("padding", ["zeros", "reflection"])
+def test_64_bit_index_path_matches_reference(monkeypatch, padding):
+    # The 64-bit-index kernels normally run only past 2^31 elements; force them on small data.
+    monkeypatch.setenv("KALEIDO_FORCE_INT64_INDEX", "1")
+    x = torch.randn(3, 3, 9, 11, dtype=torch.float64, requires_grad=True)
+    params = random_params(3, 9, 11, seed=8, padding_mode=padding, dtype=torch.float64)
+    y, gx = _forward_and_grad(kc.kaleidoscope, x, params, torch.ones_like(x))
+    y_ref, gx_ref = _forward_and_grad(kc.reference.kaleidoscope, x, params, torch.ones_like(x))
+    torch.testing.assert_close(y, y_ref, atol=1e-9, rtol=0)
+    torch.testing.assert_close(gx, gx_ref, atol=1e-9, rtol=0)
+
+
 def test_non_contiguous_input():
     x = torch.randn(3, 8, 10, 4, dtype=torch.float64).permute(0, 3, 1, 2)  # N, C=4, H, W channels-last
     assert not x.is_contiguous()

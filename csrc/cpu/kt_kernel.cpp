@@ -196,7 +196,7 @@ void backward_images(const scalar_t* grad, acc_t* grad_x, const double* frows,
   });
 }
 
-bool fits_int32(int64_t plane) { return plane < std::numeric_limits<int32_t>::max() / 2; }
+bool fits_int32(int64_t plane) { return plane < std::numeric_limits<int32_t>::max() / 2 && !force_int64_index(); }
 
 at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, const at::Tensor& fold_k,
                             const at::Tensor& fold_center, const at::Tensor& fold_phase,

@@ -21,7 +21,7 @@ LaunchShape shape_of(const at::Tensor& t, const PackedParams& packed) {
   s.rows = packed.rows;
   s.padding = packed.padding;
   // 32-bit indexing when every element index (and the index one past the end) fits.
-  s.index32 = t.numel() < static_cast<int64_t>(std::numeric_limits<int32_t>::max());
+  s.index32 = t.numel() < static_cast<int64_t>(std::numeric_limits<int32_t>::max()) && !force_int64_index();
   return s;
 }
 
