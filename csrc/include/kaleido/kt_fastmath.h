@@ -12,16 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef KT_HD
-#if defined(__CUDACC__)
-#define KT_HD __host__ __device__ __forceinline__
-#elif defined(__GNUC__)
-// Always inlined: an out-of-line call inside a loop over pixels stops g++ from vectorising it.
-#define KT_HD inline __attribute__((always_inline))
-#else
-#define KT_HD inline
-#endif
-#endif
+#include "kaleido/kt_config.h"
 
 namespace kaleido {
 namespace fastmath {
