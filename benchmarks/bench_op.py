@@ -142,6 +142,30 @@ def bench_device(device, sizes, quick):
     return rows
 
 
+def breakdown(device, shape):
+    """Where the fused time goes at one size: the op with one stage at a time, raw op calls (no
+    Python checks, no autograd), next to torch.randn_like for the same number of values."""
+    n, c, h, w = shape
+    x = torch.rand(shape, device=device)
+    grad = torch.ones_like(x)
+    stages = {"identity": kc.KTParams.identity(1, device=device)}
+    noise = kc.KTParams.identity(1, device=device)
+    noise.noise_std = torch.full((1,), 0.1, device=device)
+    stages["noise_only"] = noise
+    fold = kc.KTParams.identity(1, device=device)
+    fold.fold_k = torch.full((1,), 4, dtype=torch.int64, device=device)
+    stages["fold_only"] = fold
+    stages["full"] = chain_params("full", n, h, w, device)
+    out = {"shape": list(shape), "randn_like_ms": 1e3 * median_time(lambda: torch.randn_like(x), device)}
+    for name, p in stages.items():
+        args = p.tensors()
+        out[f"raw_fwd_{name}_ms"] = 1e3 * median_time(
+            lambda: torch.ops.kaleido_cuda.kaleidoscope(x, *args, 0, p.padding_mode), device)
+        out[f"raw_bwd_{name}_ms"] = 1e3 * median_time(
+            lambda: torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *args, p.padding_mode), device)
+    return out
+
+
 def copy_ratio(device):
     """Fused forward time over a device-to-device copy of the same bytes (the memory-bound floor),
     for each chain and for identity parameters."""
@@ -178,6 +202,13 @@ def markdown(result):
     lines += ["", "Agreement with the reference (max abs difference, (256,3,32,32), full chain):", ""]
     for dtype, d in result["agreement"].items():
         lines.append(f"- {dtype}: forward {d['forward_max_abs_diff']:.2e}, gradient {d['grad_max_abs_diff']:.2e}")
+    if "breakdown" in result:
+        b = result["breakdown"]
+        lines += ["", f"Breakdown at {tuple(b['shape'])}, raw op calls (no checks, no autograd), ms:", "",
+                  "| parameters | forward | backward |", "|---|---|---|"]
+        for name in ("identity", "noise_only", "fold_only", "full"):
+            lines.append(f"| {name} | {b[f'raw_fwd_{name}_ms']:.2f} | {b[f'raw_bwd_{name}_ms']:.2f} |")
+        lines += ["", f"torch.randn_like for the same number of values: {b['randn_like_ms']:.2f} ms"]
     if "copy" in result:
         c = result["copy"]
         lines += ["", f"Forward at {tuple(c['shape'])} against a device-to-device copy of {c['copy_ms']:.3f} ms:", ""]
@@ -198,6 +229,7 @@ def main(argv=None):
         print(f"bench_op on {device}", flush=True)
         result = {"machine": machine_stamp(device), "command": " ".join(["python", "benchmarks/bench_op.py"] + (argv or sys.argv[1:])),
                   "agreement": agreement(device), "rows": bench_device(device, SIZES, args.quick)}
+        result["breakdown"] = breakdown(device, SIZES[0])
         if device == "cuda":
             result["copy"] = copy_ratio(device)
         write_json(os.path.join(args.out, f"bench_op_{device}.json"), result)
