@@ -87,11 +87,14 @@ def _fold(u, v, k, cx, cy, phase, w, h):
 
 
 def _colour(x: torch.Tensor, b, s, c) -> torch.Tensor:
-    """DSA's order: brightness, saturation (about the channel mean), contrast (about the image mean)."""
+    """DSA's order: brightness, saturation (about the channel mean), contrast (about the image mean
+    mu + b). Written as c p2 + (1 - c) b + (1 - c) mu, with the mu term left out where c = 1, as the
+    kernels do, so that a NaN in the image does not reach every pixel through mu."""
     mu = x.mean(dim=(1, 2, 3), keepdim=True)
     p1 = x + b
     p2 = (p1 - p1.mean(dim=1, keepdim=True)) * s + p1.mean(dim=1, keepdim=True)
-    return (p2 - (mu + b)) * c + (mu + b)
+    pivot = torch.where(c != 1, (1 - c) * mu, torch.zeros((), dtype=x.dtype, device=x.device))
+    return c * p2 + (1 - c) * b + pivot
 
 
 def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
@@ -140,7 +143,8 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
         valid = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
         index = (ty.clamp(0, h - 1) * w + tx.clamp(0, w - 1)).long().view(n, 1, h * w).expand(n, ch, h * w)
         taps = flat.gather(2, index).view(n, ch, h, w)
-        out = out + taps * (weight * valid.to(acc)).unsqueeze(1)
+        kept = (weight * valid.to(acc)).unsqueeze(1)
+        out = out + torch.where(kept != 0, taps * kept, torch.zeros((), dtype=acc, device=dev))
 
     sigma = _per_sample(params.noise_std, n, acc)
     if bool((sigma != 0).any()):

@@ -126,3 +126,20 @@ def test_cutout_zeroes_its_rectangle_under_identity_geometry():
     y = kc.kaleidoscope(x, p)
     assert torch.all(y[:, :, 2:5, 3:9] == 0)
     torch.testing.assert_close(y[:, :, 5:], x[:, :, 5:])
+
+
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_nan_pixel_does_not_leak_into_padding_or_cutout(impl):
+    fn = kc.kaleidoscope if impl == "fused" else kc.reference.kaleidoscope
+    x = torch.rand(1, 2, 8, 8)
+    x[0, :, 5, 5] = float("nan")
+    p = kc.KTParams.identity(1)
+    p.affine = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]]])  # shift by 2 pixels: 2 columns padded
+    p.cutout = torch.tensor([[0, 0, 2, 8]])  # the first two source rows cut out
+    y = fn(x, p)
+    assert torch.all(y[..., 6:] == 0)  # padding
+    assert torch.isnan(y[0, :, 5, 3]).all()  # the one output pixel that reads the NaN
+    finite = torch.ones(8, 8, dtype=torch.bool)
+    finite[5, 3] = False
+    assert torch.isfinite(y[0][:, finite]).all()
+

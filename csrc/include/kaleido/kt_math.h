@@ -287,16 +287,22 @@ KT_HD ColourTerms<acc_t> colour_terms(const SampleParams<acc_t>& p, int64_t C, a
   ColourTerms<acc_t> t;
   t.gain = C > 1 ? p.contrast * p.saturation : p.contrast;
   t.mean_gain = C > 1 ? p.contrast * (one - p.saturation) / static_cast<acc_t>(C) : static_cast<acc_t>(0);
-  t.offset = (one - p.contrast) * mu + p.brightness;
+  // Contrast 1 leaves mu out entirely, so an image holding a NaN does not turn every pixel NaN.
+  t.offset = (p.contrast != one ? (one - p.contrast) * mu : static_cast<acc_t>(0)) + p.brightness;
   return t;
 }
 
-// sum_t w_t src[offset_t]: one channel's bilinear sample (dropped taps have weight 0, offset 0).
+// sum_t w_t src[offset_t]: one channel's bilinear sample. Taps of weight 0 (dropped ones, which
+// point at element 0) add exactly 0, so a NaN or inf elsewhere in the image cannot leak into the
+// padding or the cutout.
 template <typename scalar_t, typename acc_t, typename index_t>
 KT_HD acc_t tap_sum(const Taps<acc_t, index_t>& taps, const scalar_t* src) {
   acc_t value = static_cast<acc_t>(0);
 KT_UNROLL
-  for (int t = 0; t < 4; ++t) value += taps.weight[t] * static_cast<acc_t>(src[taps.offset[t]]);
+  for (int t = 0; t < 4; ++t) {
+    const acc_t tap = static_cast<acc_t>(src[taps.offset[t]]);
+    value += taps.weight[t] != static_cast<acc_t>(0) ? taps.weight[t] * tap : static_cast<acc_t>(0);
+  }
   return value;
 }
 
