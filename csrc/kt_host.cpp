@@ -100,12 +100,4 @@ at::Tensor image_means(const at::Tensor& x) {
   return at::mean(x, {1, 2, 3}, /*keepdim=*/false, accumulation_type(x.scalar_type()));
 }
 
-void add_pivot_gradient(at::Tensor& grad_acc, const at::Tensor& pivot_sums, const PackedParams& packed) {
-  const int64_t n = grad_acc.size(0);
-  const double per_element = 1.0 / static_cast<double>(grad_acc.numel() / std::max<int64_t>(n, 1));
-  const at::Tensor contrast = packed.floats.select(1, kContrast).expand({n});
-  const at::Tensor coefficient = ((1 - contrast) * per_element).to(pivot_sums.scalar_type()) * pivot_sums;
-  grad_acc.add_(coefficient.view({n, 1, 1, 1}));
-}
-
 }  // namespace kaleido

@@ -29,10 +29,6 @@ void check_image(const at::Tensor& x, const char* name);
 // Per-image mean over C, H, W in the accumulation dtype (the contrast pivot mu).
 at::Tensor image_means(const at::Tensor& x);
 
-// Adds (1 - c_n) * S_n / (C H W) to every element of image n of grad_acc: the gradient that
-// flows through the contrast pivot mu. `pivot_sums` holds S_n, shape (N,).
-void add_pivot_gradient(at::Tensor& grad_acc, const at::Tensor& pivot_sums, const PackedParams& packed);
-
 // True when KALEIDO_FORCE_INT64_INDEX=1: run the 64-bit-index kernels even where 32 bits would do,
 // so the tests can check that path without tensors of 2^31 elements.
 bool force_int64_index();

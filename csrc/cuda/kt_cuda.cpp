@@ -76,7 +76,6 @@ at::Tensor kaleidoscope_backward_cuda(const at::Tensor& grad_in, const at::Tenso
                                      pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<double>(),
                                      packed.ints.const_data_ptr<int64_t>(), shape, stream);
   });
-  add_pivot_gradient(grad_acc, pivot_sums, packed);
   return grad_acc.scalar_type() == grad.scalar_type() ? grad_acc : grad_acc.to(grad.scalar_type());
 }
 

@@ -83,6 +83,23 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Adds the gradient through the contrast pivot mu (pivot_gradient_share) to every element of
+// each image, once the backward kernel has reduced the per-image sums.
+template <typename acc_t, typename index_t>
+__global__ void __launch_bounds__(kThreads)
+    pivot_kernel(acc_t* __restrict grad_x, const acc_t* __restrict pivot_sums, const double* __restrict frows,
+                 const int64_t* __restrict irows, index_t N, index_t per_image, index_t rows) {
+  for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
+    const index_t r = rows == 1 ? 0 : n;
+    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const acc_t share = pivot_gradient_share(p, pivot_sums[n], static_cast<int64_t>(per_image));
+    if (share == acc_t(0)) continue;  // the same for the whole block
+    for (index_t e = blockIdx.x * blockDim.x + threadIdx.x; e < per_image; e += blockDim.x * gridDim.x) {
+      grad_x[n * per_image + e] += share;
+    }
+  }
+}
+
 dim3 grid_for(const LaunchShape& s) {
   const int64_t plane = s.H * s.W;
   const int64_t blocks_x = std::min<int64_t>((plane + kThreads - 1) / kThreads, 4096);
@@ -120,6 +137,17 @@ void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, con
   } else {
     backward_kernel<scalar_t, acc_t, int64_t><<<grid, kThreads, 0, stream>>>(
         grad, grad_x, pivot_sums, frows, irows, s.N, s.C, s.H, s.W, s.rows, s.padding);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const int64_t per_image = s.C * s.H * s.W;
+  const dim3 pivot_grid(static_cast<unsigned>(std::min<int64_t>((per_image + kThreads - 1) / kThreads, 4096)), grid.y);
+  if (s.index32) {
+    pivot_kernel<acc_t, int32_t><<<pivot_grid, kThreads, 0, stream>>>(
+        grad_x, pivot_sums, frows, irows, static_cast<int32_t>(s.N), static_cast<int32_t>(per_image),
+        static_cast<int32_t>(s.rows));
+  } else {
+    pivot_kernel<acc_t, int64_t><<<pivot_grid, kThreads, 0, stream>>>(grad_x, pivot_sums, frows, irows, s.N,
+                                                                       per_image, s.rows);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

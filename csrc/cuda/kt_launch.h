@@ -19,6 +19,8 @@ template <typename scalar_t, typename acc_t>
 void launch_forward(const scalar_t* x, scalar_t* y, const double* frows, const int64_t* irows,
                     const acc_t* means, uint64_t seed, const LaunchShape& shape, cudaStream_t stream);
 
+// Scatters the input gradient into grad_x (zero-filled) and then adds the share that flows
+// through the contrast pivot; pivot_sums (zero-filled, N) is scratch for the per-image sums.
 template <typename scalar_t, typename acc_t>
 void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const double* frows,
                      const int64_t* irows, const LaunchShape& shape, cudaStream_t stream);
