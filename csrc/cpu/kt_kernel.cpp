@@ -2,9 +2,10 @@
 // Forward: parallel over output rows. Backward: parallel over images, so each task owns the
 // gradient of its image and the scatter needs no atomics (race-free, deterministic).
 //
-// A row is processed in passes over contiguous buffers (geometry, the channel-shared colour
-// term, the noise, one pass per channel) with the padding mode and the fold switch fixed at
-// compile time, so that g++ vectorises each pass. Every formula comes from kt_math.h.
+// A row is processed in passes over contiguous buffers (source coordinates, taps, one gather per
+// channel, the channel sums, then colour and noise per channel) with the padding mode and the
+// fold switch fixed at compile time, so that g++ vectorises each pass. Every formula comes from
+// kt_math.h.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

@@ -54,20 +54,28 @@ static void padding_rules() {
   CHECK(std::fabs(kaleido::reflect_coordinate(9.0, 4) - 1.0) < 1e-12);    // two bounces
   CHECK(kaleido::clip_coordinate(-5.0, 4) == 0.0 && kaleido::clip_coordinate(7.0, 4) == 3.0);
   CHECK(kaleido::clip_coordinate(NAN, 4) == 0.0);
-  CHECK(kaleido::pad_coordinate(1e300, 4, kaleido::kZeros) == 5.0);
-  CHECK(kaleido::pad_coordinate(NAN, 4, kaleido::kZeros) == -2.0);
+  CHECK(kaleido::pad_coordinate<kaleido::kZeros>(1e300, 4) == 5.0);
+  CHECK(kaleido::pad_coordinate<kaleido::kZeros>(NAN, 4) == -2.0);
 }
 
 static void fold_mirror() {
   kaleido::SampleParams<double> p{};
+  p.a00 = 1.0;
+  p.a11 = 1.0;
   p.fold_k = 1;  // a single mirror along the x axis through the origin
   double u = 0.3, v = -0.4;
-  kaleido::kaleido_fold(p, 8.0, 8.0, &u, &v);
+  kaleido::fold_unchecked(p, 8.0, 8.0, &u, &v);
   CHECK(std::fabs(u - 0.3) < 1e-12 && std::fabs(v - 0.4) < 1e-12);
-  p.fold_k = 0;  // off
-  u = 0.3; v = -0.4;
-  kaleido::kaleido_fold(p, 8.0, 8.0, &u, &v);
-  CHECK(u == 0.3 && v == -0.4);
+  p.fold_k = 0;  // off, identity affine: every pixel samples itself (the weighted tap index is its own)
+  for (int64_t i = 0; i < 6; ++i) {
+    for (int64_t j = 0; j < 5; ++j) {
+      const auto taps = kaleido::compute_taps<double, int64_t>(p, i, j, 6, 5, kaleido::kZeros);
+      double sampled_index = 0;
+      for (int t = 0; t < 4; ++t) sampled_index += taps.weight[t] * static_cast<double>(taps.offset[t]);
+      CHECK(std::fabs(sampled_index - static_cast<double>(i * 5 + j)) < 1e-9);
+      CHECK(std::fabs(taps.weight_sum - 1.0) < 1e-12);
+    }
+  }
 }
 
 static void fastmath_matches_libm() {

@@ -35,8 +35,6 @@ KT_HD float kt_floor(float a) { return floorf(a); }
 KT_HD double kt_floor(double a) { return floor(a); }
 KT_HD float kt_fabs(float a) { return fabsf(a); }
 KT_HD double kt_fabs(double a) { return fabs(a); }
-KT_HD float kt_fmod(float a, float b) { return fmodf(a, b); }
-KT_HD double kt_fmod(double a, double b) { return fmod(a, b); }
 KT_HD float kt_sqrt(float a) { return sqrtf(a); }
 KT_HD double kt_sqrt(double a) { return sqrt(a); }
 
@@ -148,11 +146,6 @@ KT_HD void fold_unchecked(const SampleParams<acc_t>& p, double half_w, double ha
   *v = p.cy + r * sin_m * (1.0 / half_h);
 }
 
-template <typename acc_t>
-KT_HD void kaleido_fold(const SampleParams<acc_t>& p, double half_w, double half_h, double* u, double* v) {
-  if (p.fold_k > 0) fold_unchecked(p, half_w, half_h, u, v);
-}
-
 // ---- chain step 4: padding rules of grid_sample with align_corners=False, on pixel coordinates.
 // Every comparison is written so that NaN lands on a safe value.
 template <typename real_t>
@@ -186,13 +179,6 @@ KT_HD real_t pad_coordinate(real_t coord, int64_t size) {
   const real_t lo = static_cast<real_t>(-2), hi = static_cast<real_t>(size + 1);
   const real_t low_clipped = coord > lo ? coord : lo;  // NaN -> lo
   return low_clipped < hi ? low_clipped : hi;
-}
-
-template <typename real_t>
-KT_HD real_t pad_coordinate(real_t coord, int64_t size, int padding) {
-  if (padding == kBorder) return pad_coordinate<kBorder>(coord, size);
-  if (padding == kReflection) return pad_coordinate<kReflection>(coord, size);
-  return pad_coordinate<kZeros>(coord, size);
 }
 
 // Four bilinear taps of one output pixel. A dropped tap (outside the image, or inside the
