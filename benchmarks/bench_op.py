@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kaleido_cuda as kc  # noqa: E402
-from common import RESULTS, machine_stamp, median_time, write_atomic, write_json  # noqa: E402
+from common import RESULTS, machine_stamp, median_time, write_json  # noqa: E402
+from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
 
 SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
 CUDA_COPY_SIZE = (256, 3, 224, 224)
@@ -39,10 +40,6 @@ def chain_params(chain, n, h, w, device):
         p.fold_k = torch.zeros_like(p.fold_k)
         p.noise_std = torch.zeros_like(p.noise_std)
     return p.to(device)
-
-
-def full_chain_params(n, h, w, device):
-    return chain_params("full", n, h, w, device)
 
 
 def eager_chain(x, p):
@@ -105,7 +102,7 @@ def agreement(device):
         g = torch.Generator().manual_seed(1)
         x = torch.randn(n, c, h, w, generator=g, dtype=dtype).to(device)
         grad = torch.randn(n, c, h, w, generator=g, dtype=dtype).to(device)
-        p = full_chain_params(n, h, w, device)
+        p = chain_params("full", n, h, w, device)
         res = []
         for fn in (kc.kaleidoscope, kc.reference.kaleidoscope):
             xg = x.clone().requires_grad_(True)
@@ -234,7 +231,7 @@ def main(argv=None):
             result["copy"] = copy_ratio(device)
         write_json(os.path.join(args.out, f"bench_op_{device}.json"), result)
         text = markdown(result)
-        write_atomic(os.path.join(args.out, f"bench_op_{device}.md"), text)
+        write_text_atomic(os.path.join(args.out, f"bench_op_{device}.md"), text)
         print(text)
 
 

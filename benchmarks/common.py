@@ -6,10 +6,11 @@ import os
 import platform
 import statistics
 import subprocess
-import tempfile
 import time
 
 import torch
+
+from kaleido_cuda.atomic import write_text_atomic
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -74,13 +75,5 @@ def machine_stamp(device: str) -> dict:
     return stamp
 
 
-def write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: str, data: dict) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

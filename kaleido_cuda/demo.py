@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
+from .atomic import atomic_path, write_text_atomic
 from .ops import build_info, kaleidoscope
 from .presets import sample_params
 from . import reference
@@ -49,19 +49,6 @@ def _fwd_bwd(fn, x, params):
     return run
 
 
-def _save_atomic(write, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_grid(rows, labels, path):
     import matplotlib
 
@@ -82,7 +69,8 @@ def save_grid(rows, labels, path):
                 ax.set_ylabel(title, fontsize=8)
     fig.suptitle("Kaleidoscopic Transformation of sklearn digits (rows: KT strength)", fontsize=10)
     fig.tight_layout()
-    _save_atomic(lambda p: fig.savefig(p, dpi=100, format="png"), path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -110,5 +98,5 @@ def run_demo(out: str, seed: int = 0, device: str = "cpu", repeats: int = 5) -> 
         "build": build_info(),
         "seed": seed,
     }
-    _save_atomic(lambda p: open(p, "w").write(json.dumps(report, indent=2) + "\n"), os.path.join(out, "report.json"))
+    write_text_atomic(os.path.join(out, "report.json"), json.dumps(report, indent=2) + "\n")
     return report
