@@ -9,6 +9,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from . import dsa_sampling
+from .dsa_sampling import DSA_RATIOS, check_ratios, homogeneous, uniform
 from .params import PADDING_MODES, KTParams
 
 KT_DEFAULTS = dict(
@@ -34,16 +36,8 @@ DSA_DEFAULTS = dict(
     aug_mode="S",            # 'S': one op family per call; 'M': all of them
     siamese=False,           # one parameter set shared by the whole batch
     family=None,             # mode 'S' only: force this family instead of drawing one
-    prob_flip=0.5,
-    ratio_scale=1.2,
-    ratio_rotate=15.0,
-    ratio_crop_pad=0.125,
-    ratio_cutout=0.5,
-    brightness=1.0,
-    saturation=2.0,
-    contrast=0.5,
+    **DSA_RATIOS,            # DSA's ParamDiffAug ranges (see dsa_sampling.py)
 )
-DSA_FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
 Size = Union[int, Sequence[int]]
 
@@ -68,23 +62,9 @@ def _generator(seed: Optional[int], generator: Optional[torch.Generator]) -> tor
     return g
 
 
-def _uniform(g, m, lo, hi) -> torch.Tensor:
-    return torch.rand(m, generator=g, dtype=torch.float64) * (hi - lo) + lo
-
-
 def _noise_seed(g) -> int:
     hi, lo = torch.randint(0, 2**32, (2,), generator=g).tolist()
     return (hi << 32) | lo
-
-
-def _matrices(linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """(m, 3, 3) homogeneous matrices from (m, 2, 2) linear parts and (m, 2) translations."""
-    m = linear.shape[0]
-    out = torch.zeros(m, 3, 3, dtype=torch.float64)
-    out[:, :2, :2] = linear
-    out[:, :2, 2] = shift
-    out[:, 2, 2] = 1
-    return out
 
 
 def _isotropic_to_normalised(linear: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -106,10 +86,10 @@ def _finish(m, matrices, *, device, **fields) -> KTParams:
 def _sample_kt(n, h, w, g, strength, device, opts) -> KTParams:
     s = float(strength)
     deg = math.pi / 180
-    theta = _uniform(g, n, -opts["rotate"], opts["rotate"]) * deg * s
+    theta = uniform(g, n, -opts["rotate"], opts["rotate"]) * deg * s
     lo, hi = opts["scale"]
-    scale = torch.exp(_uniform(g, n, math.log(lo), math.log(hi)) * s)
-    shear = torch.tan(_uniform(g, n, -opts["shear"], opts["shear"]) * deg * s)
+    scale = torch.exp(uniform(g, n, math.log(lo), math.log(hi)) * s)
+    shear = torch.tan(uniform(g, n, -opts["shear"], opts["shear"]) * deg * s)
     flip_x = torch.where(torch.rand(n, generator=g, dtype=torch.float64) < opts["flip"] * s, -1.0, 1.0)
     flip_y = torch.where(torch.rand(n, generator=g, dtype=torch.float64) < opts["flip"] * s, -1.0, 1.0)
     cos, sin = torch.cos(theta), torch.sin(theta)
@@ -118,101 +98,35 @@ def _sample_kt(n, h, w, g, strength, device, opts) -> KTParams:
     shear_m[:, 0, 1] = shear
     scale_flip = torch.diag_embed(torch.stack([scale * flip_x, scale * flip_y], -1))
     linear = _isotropic_to_normalised(rot @ shear_m @ scale_flip, h, w)
-    shift = torch.stack([_uniform(g, n, -1, 1), _uniform(g, n, -1, 1)], -1) * opts["translate"] * s
+    shift = torch.stack([uniform(g, n, -1, 1), uniform(g, n, -1, 1)], -1) * opts["translate"] * s
 
     k_lo, k_hi = opts["fold_k"]
     fold_on = torch.rand(n, generator=g) < opts["fold_prob"] * s
     fold_k = torch.where(fold_on, torch.randint(int(k_lo), int(k_hi) + 1, (n,), generator=g), 0)
-    centre = torch.stack([_uniform(g, n, -1, 1), _uniform(g, n, -1, 1)], -1) * opts["fold_center"] * s
-    phase = _uniform(g, n, 0, 2 * math.pi)
+    centre = torch.stack([uniform(g, n, -1, 1), uniform(g, n, -1, 1)], -1) * opts["fold_center"] * s
+    phase = uniform(g, n, 0, 2 * math.pi)
 
-    bright = _uniform(g, n, -opts["brightness"], opts["brightness"]) * s
-    sat = 1 + (_uniform(g, n, *opts["saturation"]) - 1) * s
-    con = 1 + (_uniform(g, n, *opts["contrast"]) - 1) * s
-    noise = _uniform(g, n, *opts["noise"]) * opts["data_std"] * s
+    bright = uniform(g, n, -opts["brightness"], opts["brightness"]) * s
+    sat = 1 + (uniform(g, n, *opts["saturation"]) - 1) * s
+    con = 1 + (uniform(g, n, *opts["contrast"]) - 1) * s
+    noise = uniform(g, n, *opts["noise"]) * opts["data_std"] * s
 
     side_h, side_w = round(opts["cutout"] * h * s), round(opts["cutout"] * w * s)
     cy = torch.randint(0, h, (n,), generator=g)
     cx = torch.randint(0, w, (n,), generator=g)
     cutout = torch.stack([cy - side_h // 2, cx - side_w // 2, cy - side_h // 2 + side_h, cx - side_w // 2 + side_w], -1)
-    return _finish(n, _matrices(linear, shift), device=device, fold_k=fold_k, fold_center=centre,
+    return _finish(n, homogeneous(linear, shift), device=device, fold_k=fold_k, fold_center=centre,
                    fold_phase=phase, brightness=bright, saturation=sat, contrast=con, cutout=cutout,
                    noise_std=noise, seed=_noise_seed(g), padding_mode=opts["padding_mode"])
 
 
-def _dsa_geometry(family, m, h, w, g, opts) -> torch.Tensor:
-    """(m, 3, 3) output-to-source matrix (normalised, align_corners=False) of one geometric family."""
-    eye = torch.eye(2, dtype=torch.float64).repeat(m, 1, 1)
-    zero = torch.zeros(m, 2, dtype=torch.float64)
-    if family == "crop":  # integer translation: out[i, j] = x[i + ty, j + tx], zero fill
-        sy, sx = int(h * opts["ratio_crop_pad"] + 0.5), int(w * opts["ratio_crop_pad"] + 0.5)
-        ty = torch.randint(-sy, sy + 1, (m,), generator=g).double()
-        tx = torch.randint(-sx, sx + 1, (m,), generator=g).double()
-        return _matrices(eye, torch.stack([2 * tx / w, 2 * ty / h], -1))
-    if family == "flip":  # left-right with probability prob_flip
-        flip = torch.where(torch.rand(m, generator=g, dtype=torch.float64) < opts["prob_flip"], -1.0, 1.0)
-        return _matrices(torch.diag_embed(torch.stack([flip, torch.ones_like(flip)], -1)), zero)
-    # DSA samples scale and rotate with align_corners=True; the same pixel map written for
-    # align_corners=False is D^-1 A D with D = diag(W/(W-1), H/(H-1)).
-    if family == "scale":
-        r = opts["ratio_scale"]
-        sx, sy = _uniform(g, m, 1 / r, r), _uniform(g, m, 1 / r, r)
-        linear = torch.diag_embed(torch.stack([sx, sy], -1))
-    else:  # rotate
-        theta = _uniform(g, m, -1, 1) * opts["ratio_rotate"] * math.pi / 180
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        linear = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-    d = torch.tensor([w / max(w - 1, 1), h / max(h - 1, 1)], dtype=torch.float64)
-    return _matrices(linear * d.view(1, 1, 2) / d.view(1, 2, 1), zero)
-
-
-def _map_rect_back(rect: torch.Tensor, matrix: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """A cutout rectangle drawn after an integer crop or a flip, expressed in the source frame.
-    Exact because those geometries map whole pixels to whole pixels."""
-    tx = torch.round(matrix[:, 0, 2] * w / 2).long()
-    ty = torch.round(matrix[:, 1, 2] * h / 2).long()
-    flip = matrix[:, 0, 0] < 0  # output column j reads source column W - 1 - j + tx
-    y0, x0, y1, x1 = rect.unbind(-1)
-    x0, x1 = torch.where(flip, w + tx - x1, x0 + tx), torch.where(flip, w + tx - x0, x1 + tx)
-    y0, y1 = y0 + ty, y1 + ty
-    return torch.stack([y0, x0, y1, x1], -1)
-
-
 def _sample_dsa(n, h, w, g, device, opts) -> KTParams:
-    families = [f for f in opts["strategy"].split("_") if f]
-    unknown = [f for f in families if f not in DSA_FAMILIES]
-    if unknown or not families:
-        raise ValueError(f"sample_params: unknown DSA strategy part(s) {unknown} in {opts['strategy']!r}; "
-                         f"known: {DSA_FAMILIES}")
-    if opts["aug_mode"] not in ("S", "M"):
-        raise ValueError(f"sample_params: aug_mode must be 'S' or 'M', got {opts['aug_mode']!r}")
-    if opts["aug_mode"] == "S":
-        if opts["family"] is not None:
-            if opts["family"] not in families:
-                raise ValueError(f"sample_params: family {opts['family']!r} is not in the strategy")
-            families = [opts["family"]]
-        else:
-            families = [families[int(torch.randint(0, len(families), (1,), generator=g))]]
-    m = 1 if opts["siamese"] else n
-    matrix = torch.eye(3, dtype=torch.float64).repeat(m, 1, 1)
-    fields = {}
-    for family in families:
-        if family == "color":
-            fields["brightness"] = (torch.rand(m, generator=g) - 0.5) * opts["brightness"]
-            fields["saturation"] = torch.rand(m, generator=g) * opts["saturation"]
-            fields["contrast"] = torch.rand(m, generator=g) + opts["contrast"]
-        elif family == "cutout":
-            if not torch.allclose(matrix[:, :2, :2].abs(), torch.eye(2, dtype=torch.float64).expand(m, 2, 2)):
-                raise ValueError("sample_params: cutout after scale or rotate cannot be expressed in the "
-                                 "source frame; put cutout before them in the strategy")
-            ch, cw = int(h * opts["ratio_cutout"] + 0.5), int(w * opts["ratio_cutout"] + 0.5)
-            oy = torch.randint(0, h + (1 - ch % 2), (m,), generator=g)
-            ox = torch.randint(0, w + (1 - cw % 2), (m,), generator=g)
-            y0, x0 = oy - ch // 2, ox - cw // 2
-            fields["cutout"] = _map_rect_back(torch.stack([y0, x0, y0 + ch, x0 + cw], -1), matrix, h, w)
-        else:
-            matrix = matrix @ _dsa_geometry(family, m, h, w, g, opts)
-    return _finish(m, matrix, device=device, padding_mode="zeros", **fields)
+    ratios = {k: opts[k] for k in DSA_RATIOS}
+    check_ratios(ratios)
+    d = dsa_sampling.draw(n, (h, w), opts["strategy"], aug_mode=opts["aug_mode"], siamese=opts["siamese"],
+                          generator=g, ratios=ratios, family=opts["family"])
+    p = dsa_sampling.compose(d)
+    return p.to(device) if device is not None else p
 
 
 def sample_params(n: int, preset: str = "kt", *, size: Size, seed: Optional[int] = None,
