@@ -69,6 +69,8 @@ def machine_stamp(device: str) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "build": kaleido_cuda.build_info(),
+        # Allocator settings change CPU timings (glibc returning freed pages costs page faults).
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "OMP_", "LD_PRELOAD"))},
     }
     if device.startswith("cuda"):
         stamp["gpu"] = torch.cuda.get_device_name()

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
 from .params import KTParams
@@ -153,61 +154,66 @@ def homogeneous(linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def step_matrix(step: DSAStep, h: int, w: int) -> torch.Tensor:
+def step_matrix(step: DSAStep, h: int, w: int) -> np.ndarray:
     """(m, 3, 3) output-to-source map of a geometric step, in align_corners=False normalised
-    coordinates (the fused op's)."""
-    v = step.values
+    coordinates (the fused op's). numpy: these are a few hundred tiny matrices per call, where
+    torch's per-op overhead would cost more than the augmentation of a small batch."""
+    v = {k: t.numpy() for k, t in step.values.items()}
+    m = next(iter(v.values())).shape[0]
+    out = np.zeros((m, 3, 3))
+    out[:, 2, 2] = 1.0
     if step.family == "crop":  # out[i, j] = x[i + ty, j + tx]
-        m = v["tx"].shape[0]
-        eye = torch.eye(2, dtype=torch.float64).expand(m, 2, 2)
-        # In float64 from the start: int64 * 2.0 would be float32, and 2 tx / W off by 1e-8.
-        return homogeneous(eye, torch.stack([2.0 * v["tx"].double() / w, 2.0 * v["ty"].double() / h], -1))
+        out[:, 0, 0] = out[:, 1, 1] = 1.0
+        out[:, 0, 2] = 2.0 * v["tx"] / w
+        out[:, 1, 2] = 2.0 * v["ty"] / h
+        return out
     if step.family == "flip":  # out[:, j] = x[:, W - 1 - j] where flipped
-        sign = torch.where(v["flip"], -1.0, 1.0).double()
-        return homogeneous(torch.diag_embed(torch.stack([sign, torch.ones_like(sign)], -1)),
-                         torch.zeros(sign.shape[0], 2, dtype=torch.float64))
+        out[:, 0, 0] = np.where(v["flip"], -1.0, 1.0)
+        out[:, 1, 1] = 1.0
+        return out
     if step.family == "scale":
-        linear = torch.diag_embed(torch.stack([v["sx"], v["sy"]], -1))
+        out[:, 0, 0], out[:, 1, 1] = v["sx"], v["sy"]
     else:  # rotate
-        cos, sin = torch.cos(v["theta"]), torch.sin(v["theta"])
-        linear = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+        cos, sin = np.cos(v["theta"]), np.sin(v["theta"])
+        out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = cos, -sin, sin, cos
     # DSA maps with align_corners=True (normalised -1/+1 at the outer pixel centres); the same pixel
     # map in align_corners=False units (-1/+1 at the outer pixel edges) is D^-1 A D,
     # D = diag(W / (W - 1), H / (H - 1)).
-    d = torch.tensor([w / max(w - 1, 1), h / max(h - 1, 1)], dtype=torch.float64)
-    return homogeneous(linear * d.view(1, 1, 2) / d.view(1, 2, 1), torch.zeros(linear.shape[0], 2, dtype=torch.float64))
+    d = np.array([w / max(w - 1, 1), h / max(h - 1, 1)])
+    out[:, :2, :2] *= d.reshape(1, 1, 2) / d.reshape(1, 2, 1)
+    return out
 
 
-def _rect_to_source(rect: torch.Tensor, matrix: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def _rect_to_source(v: Dict[str, np.ndarray], matrix: np.ndarray, h: int, w: int) -> np.ndarray:
     """A cutout drawn after crops and flips only, expressed in the source frame. Exact, because those
     maps send whole pixels to whole pixels."""
-    tx = torch.round(matrix[:, 0, 2] * w / 2).long()
-    ty = torch.round(matrix[:, 1, 2] * h / 2).long()
+    tx = np.rint(matrix[:, 0, 2] * w / 2).astype(np.int64)
+    ty = np.rint(matrix[:, 1, 2] * h / 2).astype(np.int64)
     flipped = matrix[:, 0, 0] < 0  # output column j reads source column W - 1 - j + tx
-    y0, x0, y1, x1 = rect.unbind(-1)
-    x0, x1 = torch.where(flipped, w + tx - x1, x0 + tx), torch.where(flipped, w + tx - x0, x1 + tx)
-    return torch.stack([y0 + ty, x0, y1 + ty, x1], -1)
+    x0 = np.where(flipped, w + tx - v["x1"], v["x0"] + tx)
+    x1 = np.where(flipped, w + tx - v["x0"], v["x1"] + tx)
+    return np.stack([v["y0"] + ty, x0, v["y1"] + ty, x1], -1)
 
 
 def compose(d: DSADraw) -> KTParams:
     """The whole draw as one KTParams (CPU): colour and cutout in the source frame, the geometric
-    steps multiplied into one output-to-source affine map, zero padding."""
+    steps multiplied into one output-to-source affine map, zero padding. Fields a draw leaves alone
+    keep one shared identity row."""
     h, w = d.size
-    matrix = torch.eye(3, dtype=torch.float64).expand(d.m, 3, 3)
-    p = KTParams.identity(d.m)
+    matrix = np.broadcast_to(np.eye(3), (d.m, 3, 3))
+    p = KTParams.identity(1)
     for step in d.steps:
-        v = step.values
         if step.family == "color":
-            p.brightness, p.saturation, p.contrast = (v[k].float() for k in ("brightness", "saturation", "contrast"))
+            p.brightness, p.saturation, p.contrast = (step.values[k].float() for k in ("brightness", "saturation", "contrast"))
         elif step.family == "cutout":
-            if bool((matrix[:, :2, :2].abs() != torch.eye(2, dtype=torch.float64)).any()):
+            if not np.array_equal(np.abs(matrix[:, :2, :2]), np.broadcast_to(np.eye(2), (d.m, 2, 2))):
                 raise ValueError("DSA cutout after scale or rotate cannot be expressed in the source frame; "
                                  "put cutout before them in the strategy (DSA's default order does)")
-            rect = torch.stack([v["y0"], v["x0"], v["y1"], v["x1"]], -1)
-            p.cutout = _rect_to_source(rect, matrix, h, w)
+            v = {k: t.numpy() for k, t in step.values.items()}
+            p.cutout = torch.from_numpy(_rect_to_source(v, matrix, h, w))
         else:
             matrix = matrix @ step_matrix(step, h, w)
     # float64: a crop by tx pixels is 2 tx / W exactly, so integer shifts stay integer shifts.
-    p.affine = matrix[:, :2, :].clone()
+    p.affine = torch.from_numpy(np.ascontiguousarray(matrix[:, :2, :]))
     p.padding_mode = "zeros"
     return p
