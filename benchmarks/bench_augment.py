@@ -175,8 +175,8 @@ def plot(result, path):
         ax.barh(range(len(names)), values, color=colours)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel("forward + backward, ms (log)")
+        ax.set_xlabel("forward + backward, ms")
+        ax.set_xlim(0, max(values) * 1.18)
         ax.set_title(str(shape), fontsize=9)
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
