@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GPU check, one command on a machine with a GPU and its own torch (no network needed):
 # builds the extension from source against that torch, runs the whole test suite (the CUDA tests
-# included) and the op benchmark, and writes everything under $OUT (else benchmarks/results/).
-#   Missing test packages (hypothesis) can come as wheels in .whl/ (see the device notes).
+# included), the op benchmark and the augmentation benchmark (CUDA rows), and writes everything
+# under $OUT (else benchmarks/results/).
+#   Missing packages (hypothesis for tests, kornia + kornia_rs for the benchmark) can come as wheels
+#   in .whl/ (see the device notes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -11,7 +13,7 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 log() { echo "[gpu_check $(date +%H:%M:%S)] $*"; }
 
-if ! "$PY" -c "import hypothesis" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+if ls .whl/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
@@ -28,5 +30,7 @@ log "tests"
 tests_rc=${PIPESTATUS[0]}
 log "benchmark"
 timeout 300 "$PY" benchmarks/bench_op.py --device all --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench.log" | tail -30
+log "augmentation benchmark (kornia rows need kornia and kornia_rs, which can come as wheels in .whl/)"
+timeout 240 "$PY" benchmarks/bench_augment.py --device cuda --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench_augment.log" | tail -40
 log "done: tests exit $tests_rc; results in $OUT"
 exit "$tests_rc"

@@ -84,3 +84,26 @@ def test_params_on_other_device_rejected():
     x = torch.randn(1, 3, 8, 8, device="cuda")
     with pytest.raises(ValueError, match="move the parameters"):
         kc.kaleidoscope(x, kc.KTParams.identity(1))
+
+
+def test_params_round_trip_to_cuda_keeps_values():
+    p = kc.sample_params(6, "kt", size=16, seed=2, cutout=0.25)
+    back = p.to("cuda").to("cpu")
+    for before, after in zip(p.tensors(), back.tensors()):
+        assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("mode", ["S", "M"])
+def test_cuda_dsa_matches_cpu_for_the_same_seed(mode):
+    from kaleido_cuda.dsa import DiffAugment, ParamDiffAug
+
+    param = ParamDiffAug()
+    param.aug_mode = mode
+    x = torch.rand(16, 3, 32, 32)
+    for seed in range(6):
+        cpu = DiffAugment(x, seed=seed, param=param)
+        gpu = DiffAugment(x.cuda(), seed=seed, param=param)
+        torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=1e-5)
+        gpu_eager = DiffAugment(x.cuda(), seed=seed, param=param, impl="eager")
+        torch.testing.assert_close(gpu_eager.cpu(), DiffAugment(x, seed=seed, param=param, impl="eager"),
+                                   atol=1e-5, rtol=1e-5)

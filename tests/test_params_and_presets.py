@@ -16,6 +16,17 @@ def test_identity_replace_and_to():
     assert all(t.device.type == "cpu" for t in moved.tensors())
 
 
+def test_to_keeps_every_field_shape_and_dtype():
+    # Mixed row counts and dtypes, as the samplers produce; 'meta' stands in for a GPU here.
+    p = kc.sample_params(5, "dsa", size=16, seed=0, aug_mode="M")
+    p.noise_std = torch.full((5,), 0.25, dtype=torch.float64)
+    moved = p.to("meta")
+    for name, before, after in zip(kc.params.TENSOR_FIELDS, p.tensors(), moved.tensors()):
+        assert after.device.type == "meta", name
+        assert (after.shape, after.dtype) == (before.shape, before.dtype), name
+    assert (moved.seed, moved.padding_mode) == (p.seed, p.padding_mode)
+
+
 def test_build_info():
     info = kc.build_info()
     for key in ("cuda_compiled", "cuda_available", "torch", "cuda_arch_list"):
