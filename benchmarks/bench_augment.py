@@ -143,10 +143,37 @@ def bench_device(device, sizes, quick):
     return rows
 
 
+def breakdown(device, shape, quick):
+    """Where the fused mode-'M' time goes: drawing and composing the parameters, the raw kernels
+    (no Python checks, no autograd), and the whole DiffAugment call."""
+    from kaleido_cuda import dsa, dsa_sampling
+
+    x = torch.rand(shape, device=device)
+    grad = torch.randn(shape, device=device)
+    param = _param("M")
+    n, _, h, w = shape
+    d = dsa.draw_params(n, (h, w), STRATEGY, -1, param)
+    p = dsa_sampling.compose(d).to(device)
+    budget = dict(warmup=3, min_repeats=10, budget_s=0.5 if quick else 1.5)
+    raw = (x, *p.tensors(), 0, "zeros")
+    out = {
+        "draw_ms": median_time(lambda: dsa.draw_params(n, (h, w), STRATEGY, -1, param), "cpu", **budget),
+        "compose_ms": median_time(lambda: dsa_sampling.compose(d), "cpu", **budget),
+        "kernel_fwd_ms": median_time(lambda: torch.ops.kaleido_cuda.kaleidoscope(*raw), device, **budget),
+        "kernel_bwd_ms": median_time(lambda: torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *p.tensors(), "zeros"),
+                                     device, **budget),
+    }
+    out = {k: v * 1e3 for k, v in out.items()}
+    out["diffaugment_fwd_bwd_ms"] = time_it(lambda t: DiffAugment(t, STRATEGY, -1, param), x, grad, device, True, quick) * 1e3
+    out["shape"] = list(shape)
+    return out
+
+
 def markdown(result):
     m = result["machine"]
     lines = [f"# bench_augment on {m.get('gpu', m['cpu'])} ({m['device']})", "",
-             f"commit {m['commit']}, torch {m['torch']}, kornia {result['kornia']}, {m['torch_threads']} threads, {m['date']}",
+             f"commit {m['commit']}, torch {m['torch']}, kornia {result['kornia']}, {m['torch_threads']} threads, {m['date']}"
+             + (", glibc allocator tuned (kaleido_cuda.tune_cpu_allocator)" if result.get("tuned_allocator") else ""),
              f"command: `{result['command']}`" + (f", environment {m['env']}" if m.get("env") else ""), "",
              "Ratio = this implementation's time / the time of the fused implementation named in 'against' "
              "(above 1: the fused op is that many times faster).", "",
@@ -155,6 +182,11 @@ def markdown(result):
     for r in result["rows"]:
         lines.append(f"| {tuple(r['shape'])} | {r['impl']} | {r['fwd_ms']:.2f} | {r['fwd_bwd_ms']:.2f} | {r['against']} "
                      f"| {r['ratio_fwd']:.1f} | {r['ratio_fwd_bwd']:.1f} | {r['peak_extra_x_input']:.1f} |")
+    b = result["breakdown"]
+    lines += ["", f"Fused mode 'M' at {tuple(b['shape'])}, where the time goes (ms): draw {b['draw_ms']:.3f}, "
+              f"compose {b['compose_ms']:.3f}, forward kernel {b['kernel_fwd_ms']:.3f}, backward kernel "
+              f"{b['kernel_bwd_ms']:.3f}; the whole DiffAugment forward+backward {b['diffaugment_fwd_bwd_ms']:.3f} "
+              "(the rest: checks, autograd, allocation)."]
     return "\n".join(lines) + "\n"
 
 
@@ -195,7 +227,10 @@ def main(argv=None):
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     ap.add_argument("--quick", action="store_true", help="shorter timing budgets")
     ap.add_argument("--tag", default="", help="suffix of the result files, e.g. for a run with other allocator settings")
+    ap.add_argument("--tune-allocator", action="store_true",
+                    help="call kaleido_cuda.tune_cpu_allocator() first (glibc keeps freed pages; all implementations benefit)")
     args = ap.parse_args(argv)
+    tuned = kc.tune_cpu_allocator() if args.tune_allocator else False
     try:
         import kornia
         kornia_version = kornia.__version__
@@ -206,9 +241,9 @@ def main(argv=None):
     for device in devices:
         print(f"bench_augment on {device}", flush=True)
         sizes = SIZES + ([CUDA_EXTRA_SIZE] if device == "cuda" else [])
-        result = {"machine": machine_stamp(device), "kornia": kornia_version,
+        result = {"machine": machine_stamp(device), "kornia": kornia_version, "tuned_allocator": tuned,
                   "command": " ".join(["python", "benchmarks/bench_augment.py"] + (argv if argv is not None else sys.argv[1:])),
-                  "rows": bench_device(device, sizes, args.quick)}
+                  "rows": bench_device(device, sizes, args.quick), "breakdown": breakdown(device, SIZES[0], args.quick)}
         stem = os.path.join(args.out, f"bench_augment_{device}" + (f"_{args.tag}" if args.tag else ""))
         write_json(stem + ".json", result)
         text = markdown(result)

@@ -8,9 +8,11 @@
     from kaleido_cuda.transforms import Kaleidoscope          # nn.Module front end
 """
 from . import dsa, reference, transforms
+from .cpu_allocator import tune_cpu_allocator
 from .ops import build_info, kaleidoscope
 from .params import KTParams
 from .presets import sample_params
 
-__all__ = ["KTParams", "sample_params", "kaleidoscope", "reference", "build_info", "dsa", "transforms"]
+__all__ = ["KTParams", "sample_params", "kaleidoscope", "reference", "build_info", "dsa", "transforms",
+           "tune_cpu_allocator"]
 __version__ = "0.1.0"

@@ -96,3 +96,16 @@ def test_sampler_rejects_bad_arguments(bad):
     kwargs.update(bad)
     with pytest.raises(ValueError):
         kc.sample_params(2, **kwargs)
+
+
+def test_tune_cpu_allocator_accepts_glibc_and_rejects_bad_sizes():
+    import platform
+
+    ok = kc.tune_cpu_allocator()
+    assert isinstance(ok, bool)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert ok
+    with pytest.raises(ValueError, match="mmap_mb"):
+        kc.tune_cpu_allocator(mmap_mb=64)
+    with pytest.raises(ValueError, match="trim_mb"):
+        kc.tune_cpu_allocator(trim_mb=0)
