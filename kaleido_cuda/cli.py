@@ -25,6 +25,60 @@ def _info(args):
     return 0
 
 
+def _distill(args):
+    from .distill import DMConfig
+    from .evaluate import EvalConfig
+    from .run import RunConfig, distill_run
+
+    cfg = RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
+                    strength=args.strength, seed=args.seed, device=args.device,
+                    dm=DMConfig(iterations=args.iterations, batch_real=args.batch_real, model=args.model,
+                                augment=args.augment, seed=args.seed, checkpoint_every_s=args.checkpoint_every),
+                    eval=EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs,
+                                    impl="eager" if args.augment == "eager" else "fused"),
+                    full_epochs=args.full_epochs, baselines=not args.no_baselines)
+    metrics = distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
+    _print_metrics(args.out, metrics)
+    return 0
+
+
+def _eval(args):
+    from .evaluate import EvalConfig
+    from .run import evaluate_run
+
+    cfg = EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs)
+    metrics = evaluate_run(args.run, cfg, baselines=not args.no_baselines, progress=not args.quiet)
+    _print_metrics(args.run, metrics)
+    return 0
+
+
+def _quickstart(args):
+    from .quickstart import run_quickstart
+
+    run_quickstart(args.out, seed=args.seed, device=args.device, progress=not args.quiet)
+    return 0
+
+
+def _print_metrics(out, metrics):
+    a, p = metrics["accuracy"], metrics["privacy"]
+    print(f"accuracy {100 * a['mean']:.2f} +- {100 * a['std']:.2f} % over {len(a['runs'])} models")
+    if "baselines" in metrics:
+        b = metrics["baselines"]
+        print(f"random real subset {100 * b['random_real']['mean']:.2f} +- {100 * b['random_real']['std']:.2f} %, "
+              f"full training set {100 * b['full']['mean']:.2f} %")
+    print(f"nearest-neighbour SSIM mean {p['nn_ssim_mean']:.3f} (held-out real images: {p['heldout_nn_ssim_mean']:.3f}), "
+          f"max {p['nn_ssim_max']:.3f}, above 0.9: {100 * p['frac_ssim_over_0.9']:.0f}%")
+    print(f"results in {out}/metrics.json")
+
+
+def _add_eval_options(p):
+    p.add_argument("--eval-model", default="convnet", help="model trained on the synthetic set (default convnet)")
+    p.add_argument("--eval-epochs", type=int, default=300, help="epochs per evaluation model (default 300)")
+    p.add_argument("--eval-runs", type=int, default=3, help="evaluation models, mean and std reported (default 3)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the random-real and full-set baselines")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="kaleido", description="Fused Kaleidoscopic Transformation tools")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -36,13 +90,53 @@ def main(argv=None) -> int:
     demo.set_defaults(func=_demo)
     info = sub.add_parser("info", help="print what this build can run")
     info.set_defaults(func=_info)
+
+    from .data import DATASETS
+    from .models import MODELS
+
+    d = sub.add_parser("distill", help="distil a dataset (KT/real/noise init), evaluate it, measure privacy")
+    d.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, bundled)")
+    d.add_argument("--data-root", default=None, help="folder with torchvision's dataset files (never downloaded)")
+    d.add_argument("--method", default="dm", help="distillation method: dm (default)")
+    d.add_argument("--ipc", type=int, default=10, help="synthetic images per class (default 10)")
+    d.add_argument("--init", default="kt", help="kt (default), real or noise")
+    d.add_argument("--strength", type=float, default=1.0, help="KT strength in [0, 1] (default 1)")
+    d.add_argument("--iterations", type=int, default=300, help="distillation iterations (default 300)")
+    d.add_argument("--batch-real", type=int, default=256, help="real images per class and iteration (default 256)")
+    d.add_argument("--model", default="convnet", choices=MODELS, help="network used for matching (default convnet)")
+    d.add_argument("--augment", default="fused", choices=("fused", "eager", "none"),
+                   help="DSA augmentation through the fused op (default), DSA's eager chain, or none")
+    d.add_argument("--full-epochs", type=int, default=30, help="epochs of the full-training-set baseline (default 30)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="cpu", help="cpu or cuda")
+    d.add_argument("--out", required=True, help="output folder, e.g. runs/NAME")
+    d.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    d.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints (default 120)")
+    _add_eval_options(d)
+    d.set_defaults(func=_distill)
+
+    e = sub.add_parser("eval", help="re-evaluate a finished run's synthetic set (rewrites its metrics.json)")
+    e.add_argument("run", help="the run's output folder")
+    _add_eval_options(e)
+    e.set_defaults(func=_eval)
+
+    q = sub.add_parser("quickstart", help="the README's main job: DM on the digits from KT and from real init, compared")
+    q.add_argument("--out", default="runs/quickstart")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_quickstart)
     args = ap.parse_args(argv)
     if getattr(args, "device", "cpu").startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             ap.error("--device cuda: no CUDA GPU is available")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:  # bad arguments or missing files: one clear line
+        print(f"kaleido {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -214,6 +214,6 @@ def compose(d: DSADraw) -> KTParams:
         else:
             matrix = matrix @ step_matrix(step, h, w)
     # float64: a crop by tx pixels is 2 tx / W exactly, so integer shifts stay integer shifts.
-    p.affine = torch.from_numpy(np.ascontiguousarray(matrix[:, :2, :]))
+    p.affine = torch.from_numpy(matrix[:, :2, :].copy())  # a copy: the identity is a read-only view
     p.padding_mode = "zeros"
     return p

@@ -1,0 +1,83 @@
+"""What every distillation loop shares: per-iteration seeding, augmentation, timing, checkpoints.
+
+Every random choice of iteration `it` (network initialisation, real batches, augmentation seeds)
+comes from a generator seeded with (seed, it), so a run resumed from a checkpoint takes exactly the
+same steps as one that was never interrupted.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+from ..atomic import atomic_path
+from ..dsa import DiffAugment, ParamDiffAug
+
+DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    return (int(seed) * 1_000_003 + int(iteration)) % (2**63)
+
+
+@dataclass
+class Augmenter:
+    """DSA augmentation with one seed shared by a real and a synthetic batch (siamese), through the
+    fused op or the eager chain; it also adds up the time spent augmenting (forward only)."""
+    impl: str = "fused"           # 'fused', 'eager' or 'none'
+    strategy: str = DSA_STRATEGY
+    aug_mode: str = "S"
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        if self.impl not in ("fused", "eager", "none"):
+            raise ValueError(f"augmentation must be 'fused', 'eager' or 'none', got {self.impl!r}")
+        self.param = ParamDiffAug()
+        self.param.aug_mode = self.aug_mode
+
+    def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        if self.impl == "none":
+            return x
+        start = time.perf_counter()
+        y = DiffAugment(x, self.strategy, seed=seed, param=self.param, impl=self.impl)
+        self.seconds += time.perf_counter() - start
+        return y
+
+
+@dataclass
+class History:
+    losses: List[float] = field(default_factory=list)
+    seconds: float = 0.0               # wall time of the iterations run so far (all sessions)
+    augment_seconds: float = 0.0       # of which in augmentation forward calls
+
+    def as_dict(self) -> Dict:
+        return asdict(self)
+
+
+def save_checkpoint(path: str, state: Dict) -> None:
+    """Writes atomically: an interrupted save leaves the previous checkpoint intact."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str) -> Optional[Dict]:
+    if not os.path.exists(path):
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class CheckpointClock:
+    """Says when a checkpoint is due: every `every_s` seconds of wall time (0: every call)."""
+
+    def __init__(self, every_s: float):
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        if time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            return True
+        return False

@@ -1,0 +1,94 @@
+"""Distribution matching (DM; Zhao & Bilen, "Dataset Condensation with Distribution Matching", WACV 2023).
+
+Every iteration draws a freshly initialised network; for each class, a batch of real images and the
+class's synthetic images are augmented with one shared DSA seed, embedded (the features before the
+classifier), and the squared distance between the two mean embeddings is added to the loss; the
+synthetic images take one SGD step on the sum (learning rate 1, momentum 0.5, as DM's code).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from ..models import get_model
+from .common import Augmenter, CheckpointClock, History, iteration_seed, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class DMConfig:
+    iterations: int = 300
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    batch_real: int = 256          # real images per class and iteration (the whole class if it has fewer)
+    model: str = "convnet"
+    width: int = 128
+    depth: Optional[int] = None
+    augment: str = "fused"         # DSA through the fused op, 'eager' (DSA's chain) or 'none'
+    seed: int = 0
+    checkpoint_every_s: float = 120.0
+
+
+def _class_rows(labels: torch.Tensor, num_classes: int):
+    return [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+
+
+def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: torch.Tensor,
+               real_labels: torch.Tensor, num_classes: int, cfg: DMConfig, checkpoint: Optional[str] = None,
+               resume: bool = False, progress: bool = True) -> Tuple[torch.Tensor, History]:
+    """Runs DM from the initial synthetic set; returns the final images and the loss history.
+    With `checkpoint`, saves there every cfg.checkpoint_every_s seconds and at the end; with
+    `resume`, continues from it (same result as an uninterrupted run)."""
+    from tqdm.auto import tqdm
+
+    images = syn_images.detach().clone().requires_grad_(True)
+    opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
+    history, start = History(), 0
+    state = load_checkpoint(checkpoint) if (resume and checkpoint) else None
+    if state is not None:
+        saved = {k: v for k, v in state["config"].items() if k != "iterations"}
+        mine = {k: v for k, v in asdict(cfg).items() if k != "iterations"}
+        if saved != mine:
+            raise ValueError(f"resume: the checkpoint {checkpoint} was made with another configuration "
+                             f"({saved} vs {mine})")
+        with torch.no_grad():
+            images.copy_(state["images"].to(images.device))
+        opt.load_state_dict(state["optimizer"])
+        history, start = History(**state["history"]), int(state["iteration"])
+    real_rows = _class_rows(real_labels, num_classes)
+    syn_rows = _class_rows(syn_labels, num_classes)
+    augment = Augmenter(cfg.augment)
+    clock = CheckpointClock(cfg.checkpoint_every_s)
+    size = tuple(real_images.shape[-2:])
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc="DM", disable=not progress)
+    for it in bar:
+        t0, aug0 = time.perf_counter(), augment.seconds
+        g = torch.Generator().manual_seed(iteration_seed(cfg.seed, it))
+        torch.manual_seed(iteration_seed(cfg.seed, it))  # the network's initialisation
+        net = get_model(cfg.model, real_images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
+        net.train()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        loss = images.new_zeros(())
+        for c in range(num_classes):
+            rows = real_rows[c]
+            real = real_images[rows[torch.randperm(len(rows), generator=g)[:cfg.batch_real]].to(real_images.device)]
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+            with torch.no_grad():
+                mean_real = net.embed(augment(real, seed)).mean(0)
+            mean_syn = net.embed(augment(images[syn_rows[c]], seed)).mean(0)
+            loss = loss + ((mean_real - mean_syn) ** 2).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.losses.append(float(loss.detach()))
+        history.seconds += time.perf_counter() - t0
+        history.augment_seconds += augment.seconds - aug0
+        bar.set_postfix(loss=f"{history.losses[-1]:.3g}")
+        if checkpoint and (clock.due() or it + 1 == cfg.iterations):
+            save_checkpoint(checkpoint, {"method": "dm", "config": asdict(cfg), "iteration": it + 1,
+                                         "images": images.detach().cpu(), "labels": syn_labels.cpu(),
+                                         "optimizer": opt.state_dict(), "history": history.as_dict()})
+    return images.detach(), history

@@ -1,0 +1,177 @@
+"""A distillation run from start to report: what `kaleido distill` and `kaleido eval` execute.
+
+Output folder (every file written atomically):
+    config.json           the run's configuration
+    log.txt               what happened, with times
+    checkpoint.pt         the loop's state, every few minutes (`--resume` continues from it)
+    synthetic.pt          {"images", "labels", "mean", "std", ...}: the distilled set (normalised)
+    init_grid.png, final_grid.png   one row per class
+    nearest_grid.png      each synthetic image beside its nearest training image (by SSIM)
+    metrics.json          accuracy, baselines, privacy, timing
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+
+from .atomic import atomic_path, write_text_atomic
+from .data import load_dataset
+from .distill import METHODS, DMConfig, distill_dm
+from .evaluate import EvalConfig, EvalResult, evaluate_set
+from .grids import save_class_grid, save_pairs_grid
+from .init import METHODS as INITS, initialize, select_real
+from .privacy import nearest_neighbours
+
+
+@dataclass
+class RunConfig:
+    dataset: str = "digits"
+    data_root: Optional[str] = None
+    method: str = "dm"
+    ipc: int = 10
+    init: str = "kt"
+    strength: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    dm: DMConfig = field(default_factory=DMConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    full_epochs: int = 30          # the 'full training set' baseline
+    baselines: bool = True
+
+    def check(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; available: {', '.join(METHODS)}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        if not isinstance(self.ipc, int) or self.ipc < 1:
+            raise ValueError(f"ipc must be a positive int, got {self.ipc!r}")
+        if self.dm.iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
+            raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        d["dm"] = DMConfig(**d.get("dm", {}))
+        d["eval"] = EvalConfig(**d.get("eval", {}))
+        return cls(**d)
+
+
+def _logger(out: str) -> logging.Logger:
+    log = logging.getLogger(f"kaleido.run.{os.path.abspath(out)}")
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        handler = logging.FileHandler(os.path.join(out, "log.txt"))
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    return log
+
+
+def _write_json(path: str, data: dict) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _baselines(cfg: RunConfig, ds, device) -> dict:
+    """'random_real': a random real subset of the same IPC (a new subset per evaluation model);
+    'full': the whole training set, trained for cfg.full_epochs epochs."""
+    x, y = ds.train_images.to(device), ds.train_labels.to(device)
+    tx, ty = ds.test_images.to(device), ds.test_labels.to(device)
+    runs = []
+    for r in range(cfg.eval.runs):
+        idx = select_real(ds.train_labels, cfg.ipc, ds.num_classes, seed=cfg.seed + 1000 + r).to(device)
+        one = dataclasses.replace(cfg.eval, runs=1)
+        runs.append(evaluate_set(x[idx], y[idx], tx, ty, ds.num_classes, one, seed=cfg.seed + r).accuracies[0])
+    full_cfg = dataclasses.replace(cfg.eval, runs=1, epochs=cfg.full_epochs)
+    full = evaluate_set(x, y, tx, ty, ds.num_classes, full_cfg, seed=cfg.seed)
+    return {"random_real": EvalResult(runs).as_dict(), "full": {"mean": full.mean, "epochs": cfg.full_epochs}}
+
+
+def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
+    """Nearest-neighbour SSIM/L2 of the synthetic images to the training set, and the held-out
+    level: the same statistics for the real test images."""
+    train01 = ds.denormalise(ds.train_images)
+    syn = nearest_neighbours(ds.denormalise(images.cpu()), train01)
+    held = nearest_neighbours(ds.denormalise(ds.test_images), train01)
+    if out is not None:
+        save_pairs_grid(ds.denormalise(images.cpu()), train01[syn.ssim_index], os.path.join(out, "nearest_grid.png"))
+    return {**syn.summary(), **held.summary("heldout_")}
+
+
+def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Optional[bool] = None,
+                 progress: bool = True) -> dict:
+    """(Re-)evaluates the synthetic set of a finished run and rewrites its metrics.json."""
+    cfg = RunConfig.from_dict(json.load(open(os.path.join(out, "config.json"))))
+    if eval_cfg is not None:
+        cfg.eval = eval_cfg
+    if baselines is not None:
+        cfg.baselines = baselines
+    saved = torch.load(os.path.join(out, "synthetic.pt"), map_location="cpu", weights_only=False)
+    metrics_path = os.path.join(out, "metrics.json")
+    old = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
+    return _evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress)
+
+
+def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool) -> dict:
+    log = _logger(out)
+    ds = load_dataset(cfg.dataset, cfg.data_root)
+    device = torch.device(cfg.device)
+    t0 = time.perf_counter()
+    acc = evaluate_set(images.to(device), labels.to(device), ds.test_images.to(device), ds.test_labels.to(device),
+                       ds.num_classes, cfg.eval, seed=cfg.seed)
+    log.info(f"accuracy {acc.mean:.4f} +- {acc.std:.4f} over {cfg.eval.runs} models ({time.perf_counter() - t0:.0f} s)")
+    metrics = {"accuracy": acc.as_dict(), "eval": asdict(cfg.eval)}
+    if cfg.baselines:
+        t0 = time.perf_counter()
+        metrics["baselines"] = _baselines(cfg, ds, device)
+        log.info(f"baselines {json.dumps(metrics['baselines'])} ({time.perf_counter() - t0:.0f} s)")
+    t0 = time.perf_counter()
+    metrics["privacy"] = privacy_report(images, ds, out)
+    log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
+    metrics["timing"] = timing
+    _write_json(os.path.join(out, "metrics.json"), metrics)
+    return metrics
+
+
+def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True) -> dict:
+    """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content."""
+    cfg.check()
+    os.makedirs(out, exist_ok=True)
+    config_path = os.path.join(out, "config.json")
+    if resume and os.path.exists(config_path):
+        saved = json.load(open(config_path))
+        mine = json.loads(json.dumps(asdict(cfg)))
+        for d in (saved, mine):
+            d["dm"].pop("iterations", None)
+        if saved != mine:
+            raise ValueError(f"--resume: {out} holds a run with another configuration; use another --out")
+    _write_json(config_path, asdict(cfg))
+    log = _logger(out)
+    log.info(f"run {json.dumps(asdict(cfg))}")
+    ds = load_dataset(cfg.dataset, cfg.data_root)
+    device = torch.device(cfg.device)
+    x, y = ds.train_images.to(device), ds.train_labels.to(device)
+    syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed,
+                                 num_classes=ds.num_classes)
+    save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "init_grid.png"))
+    start = time.perf_counter()
+    images, history = distill_dm(syn, syn_labels, x, y, ds.num_classes, cfg.dm, checkpoint=os.path.join(out, "checkpoint.pt"),
+                                 resume=resume, progress=progress)
+    iterations = max(len(history.losses), 1)
+    timing = {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
+              "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
+              "augment": cfg.dm.augment, "iterations": len(history.losses)}
+    log.info(f"distilled {len(history.losses)} iterations in {time.perf_counter() - start:.0f} s this session; "
+             f"loss {history.losses[0] if history.losses else float('nan'):.4g} -> "
+             f"{history.losses[-1] if history.losses else float('nan'):.4g}")
+    with atomic_path(os.path.join(out, "synthetic.pt")) as tmp:
+        torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
+                    "dataset": cfg.dataset, "losses": history.losses}, tmp)
+    save_class_grid(ds.denormalise(images.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "final_grid.png"))
+    return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), timing, progress)
