@@ -1,0 +1,84 @@
+"""The digits results table: `kaleido distill` with default options for each (method, init, IPC).
+
+    python benchmarks/digits_table.py [--methods dm] [--inits kt real noise] [--ipcs 10 1]
+                                      [--iterations 300] [--runs-dir runs/digits] [--out DIR]
+
+Each configuration is one run folder under --runs-dir (a finished run is reused, an interrupted one
+resumes from its checkpoint); the baselines (random real subset, full training set) are computed by
+the first run of each IPC and shared. Writes DIR/digits_table.{json,md}, stamped with the commit
+and the machine, after every run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, machine_stamp, write_json  # noqa: E402
+
+from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.distill import DMConfig  # noqa: E402
+from kaleido_cuda.run import RunConfig, distill_run  # noqa: E402
+
+
+def markdown(result) -> str:
+    m = result["machine"]
+    lines = [f"# DM on the digits with `kaleido distill` defaults ({result['iterations']} iterations)", "",
+             f"commit {m['commit']}, torch {m['torch']}, {m['cpu']} ({m['torch_threads']} threads), {m['date']}",
+             f"command: `{result['command']}`", "",
+             "| method | init | IPC | accuracy % | NN SSIM mean | NN SSIM max | SSIM > 0.9 | NN L2 mean | s / iteration |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        a, p, t = r["metrics"]["accuracy"], r["metrics"]["privacy"], r["metrics"]["timing"]
+        lines.append(f"| {r['method']} | {r['init']} | {r['ipc']} | {100 * a['mean']:.1f} +- {100 * a['std']:.1f} "
+                     f"| {p['nn_ssim_mean']:.3f} | {p['nn_ssim_max']:.3f} | {100 * p['frac_ssim_over_0.9']:.0f}% "
+                     f"| {p['nn_l2_mean']:.2f} | {t['seconds_per_iteration']:.2f} |")
+    for ipc, b in sorted(result["baselines"].items()):
+        lines.append(f"| random real subset | - | {ipc} | {100 * b['random_real']['mean']:.1f} +- "
+                     f"{100 * b['random_real']['std']:.1f} | 1.000 | 1.000 | 100% | 0.00 | - |")
+    full = next(iter(result["baselines"].values()), None)
+    if full:
+        lines.append(f"| full training set ({full['full']['epochs']} epochs) | - | all | {100 * full['full']['mean']:.1f} | - | - | - | - | - |")
+    if result["rows"]:
+        p = result["rows"][0]["metrics"]["privacy"]
+        lines.append(f"| held-out real test images | - | - | - | {p['heldout_nn_ssim_mean']:.3f} | {p['heldout_nn_ssim_max']:.3f} "
+                     f"| {100 * p['heldout_frac_ssim_over_0.9']:.0f}% | {p['heldout_nn_l2_mean']:.2f} | - |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=["dm"])
+    ap.add_argument("--inits", nargs="+", default=["kt", "real", "noise"])
+    ap.add_argument("--ipcs", nargs="+", type=int, default=[10, 1])
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--runs-dir", default="runs/digits")
+    ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
+    args = ap.parse_args(argv)
+    result = {"machine": machine_stamp("cpu"), "iterations": args.iterations,
+              "command": " ".join(["python", "benchmarks/digits_table.py"] + (argv if argv is not None else sys.argv[1:])),
+              "rows": [], "baselines": {}}
+    for ipc in args.ipcs:
+        for method in args.methods:
+            for init in args.inits:
+                out = os.path.join(args.runs_dir, f"{method}_{init}_ipc{ipc}")
+                metrics_path = os.path.join(out, "metrics.json")
+                if os.path.exists(metrics_path):
+                    metrics = json.load(open(metrics_path))
+                else:
+                    cfg = RunConfig(dataset="digits", method=method, ipc=ipc, init=init,
+                                    dm=DMConfig(iterations=args.iterations), baselines=str(ipc) not in result["baselines"])
+                    print(f"{method} {init} IPC {ipc} -> {out}", flush=True)
+                    metrics = distill_run(cfg, out, resume=True, progress=False)
+                if "baselines" in metrics:
+                    result["baselines"].setdefault(str(ipc), metrics["baselines"])
+                result["rows"].append({"method": method, "init": init, "ipc": ipc, "run": out, "metrics": metrics})
+                write_json(os.path.join(args.out, "digits_table.json"), result)
+                write_text_atomic(os.path.join(args.out, "digits_table.md"), markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
