@@ -26,14 +26,15 @@ def _info(args):
 
 
 def _distill(args):
-    from .distill import DMConfig
+    from .distill import DCConfig, DMConfig
     from .evaluate import EvalConfig
     from .run import RunConfig, distill_run
 
+    loop = dict(iterations=args.iterations, batch_real=args.batch_real, model=args.model, augment=args.augment,
+                seed=args.seed, checkpoint_every_s=args.checkpoint_every)
     cfg = RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
                     strength=args.strength, seed=args.seed, device=args.device,
-                    dm=DMConfig(iterations=args.iterations, batch_real=args.batch_real, model=args.model,
-                                augment=args.augment, seed=args.seed, checkpoint_every_s=args.checkpoint_every),
+                    dm=DMConfig(**loop), dc=DCConfig(**loop),
                     eval=EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs,
                                     impl="eager" if args.augment == "eager" else "fused"),
                     full_epochs=args.full_epochs, baselines=not args.no_baselines)
@@ -73,7 +74,7 @@ def _print_metrics(out, metrics):
 
 def _add_eval_options(p):
     p.add_argument("--eval-model", default="convnet", help="model trained on the synthetic set (default convnet)")
-    p.add_argument("--eval-epochs", type=int, default=300, help="epochs per evaluation model (default 300)")
+    p.add_argument("--eval-epochs", type=int, default=500, help="epochs per evaluation model (default 500)")
     p.add_argument("--eval-runs", type=int, default=3, help="evaluation models, mean and std reported (default 3)")
     p.add_argument("--no-baselines", action="store_true", help="skip the random-real and full-set baselines")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     d = sub.add_parser("distill", help="distil a dataset (KT/real/noise init), evaluate it, measure privacy")
     d.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, bundled)")
     d.add_argument("--data-root", default=None, help="folder with torchvision's dataset files (never downloaded)")
-    d.add_argument("--method", default="dm", help="distillation method: dm (default)")
+    d.add_argument("--method", default="dm", help="distillation method: dm (default) or dc")
     d.add_argument("--ipc", type=int, default=10, help="synthetic images per class (default 10)")
     d.add_argument("--init", default="kt", help="kt (default), real or noise")
     d.add_argument("--strength", type=float, default=1.0, help="KT strength in [0, 1] (default 1)")

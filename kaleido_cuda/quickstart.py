@@ -3,7 +3,7 @@ real initialisation, with one comparison table (accuracy, nearest-neighbour SSIM
 
 It uses a lighter configuration than `kaleido distill`'s defaults so that setup plus the job fit in
 10 minutes on 2 CPU cores (QUICK below: 40 DM iterations instead of 300, 2 evaluation models of 100
-epochs instead of 3 of 300, the full-set baseline for 10 epochs). The README's results table comes
+epochs instead of 3 of 500, the full-set baseline for 10 epochs). The README's results table comes
 from full-default runs; this job shows the same comparison, smaller.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 from .atomic import write_text_atomic
 from .distill import DMConfig
 from .evaluate import EvalConfig
+from .provenance import machine_stamp
 from .run import RunConfig, distill_run
 
 QUICK = dict(iterations=40, eval_runs=2, eval_epochs=100, full_epochs=10)
@@ -31,6 +32,8 @@ def run_quickstart(out: str, seed: int = 0, device: str = "cpu", progress: bool 
         rows[init] = distill_run(cfg, os.path.join(out, init), progress=progress)
     kt, real = rows["kt"], rows["real"]
     table = {
+        "machine": machine_stamp(device),
+        "command": f"kaleido quickstart --out {out}",
         "config": {**QUICK, "dataset": "digits", "method": "dm", "ipc": 10, "seed": seed,
                    "eval": dataclasses.asdict(EvalConfig(runs=QUICK["eval_runs"], epochs=QUICK["eval_epochs"]))},
         "rows": [
@@ -57,8 +60,9 @@ def markdown(table: dict) -> str:
     def cell(row, key, fmt):
         return fmt.format(row[key]) if key in row else "-"
 
-    c = table["config"]
-    lines = [f"DM on the digits, IPC {c['ipc']}, {c['iterations']} iterations, accuracy of {c['eval_runs']} ConvNets "
+    c, m = table["config"], table.get("machine", {})
+    lines = [f"commit {m.get('commit')}, torch {m.get('torch')}, {m.get('cpu')} ({m.get('torch_threads')} threads), "
+             f"{m.get('date')}; command: `{table.get('command')}`", "",f"DM on the digits, IPC {c['ipc']}, {c['iterations']} iterations, accuracy of {c['eval_runs']} ConvNets "
              f"trained {c['eval_epochs']} epochs on each set (test split of 540 images):", "",
              "| set | accuracy % | nearest-neighbour SSIM (mean) | SSIM > 0.9 | s / iteration |",
              "|---|---|---|---|---|"]

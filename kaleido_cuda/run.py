@@ -23,11 +23,12 @@ import torch
 
 from .atomic import atomic_path, write_text_atomic
 from .data import load_dataset
-from .distill import METHODS, DMConfig, distill_dm
+from .distill import LOOPS, METHODS, DCConfig, DMConfig
 from .evaluate import EvalConfig, EvalResult, evaluate_set
 from .grids import save_class_grid, save_pairs_grid
 from .init import METHODS as INITS, initialize, select_real
 from .privacy import nearest_neighbours
+from .provenance import machine_stamp
 
 
 @dataclass
@@ -40,7 +41,8 @@ class RunConfig:
     strength: float = 1.0
     seed: int = 0
     device: str = "cpu"
-    dm: DMConfig = field(default_factory=DMConfig)
+    dm: DMConfig = field(default_factory=DMConfig)     # used when method == 'dm'
+    dc: DCConfig = field(default_factory=DCConfig)     # used when method == 'dc'
     eval: EvalConfig = field(default_factory=EvalConfig)
     full_epochs: int = 30          # the 'full training set' baseline
     baselines: bool = True
@@ -52,13 +54,18 @@ class RunConfig:
             raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         if not isinstance(self.ipc, int) or self.ipc < 1:
             raise ValueError(f"ipc must be a positive int, got {self.ipc!r}")
-        if self.dm.iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
+        if self.loop().iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
             raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
+
+    def loop(self):
+        """The configuration of the chosen method's loop."""
+        return getattr(self, self.method)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
         d["dm"] = DMConfig(**d.get("dm", {}))
+        d["dc"] = DCConfig(**d.get("dc", {}))
         d["eval"] = EvalConfig(**d.get("eval", {}))
         return cls(**d)
 
@@ -135,6 +142,7 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
     metrics["privacy"] = privacy_report(images, ds, out)
     log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
     metrics["timing"] = timing
+    metrics["machine"] = machine_stamp(cfg.device)
     _write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
 
@@ -148,7 +156,8 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
         saved = json.load(open(config_path))
         mine = json.loads(json.dumps(asdict(cfg)))
         for d in (saved, mine):
-            d["dm"].pop("iterations", None)
+            for method in METHODS:
+                d.get(method, {}).pop("iterations", None)
         if saved != mine:
             raise ValueError(f"--resume: {out} holds a run with another configuration; use another --out")
     _write_json(config_path, asdict(cfg))
@@ -161,12 +170,12 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
                                  num_classes=ds.num_classes)
     save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "init_grid.png"))
     start = time.perf_counter()
-    images, history = distill_dm(syn, syn_labels, x, y, ds.num_classes, cfg.dm, checkpoint=os.path.join(out, "checkpoint.pt"),
-                                 resume=resume, progress=progress)
+    images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
+                                        checkpoint=os.path.join(out, "checkpoint.pt"), resume=resume, progress=progress)
     iterations = max(len(history.losses), 1)
     timing = {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
               "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
-              "augment": cfg.dm.augment, "iterations": len(history.losses)}
+              "augment": cfg.loop().augment, "iterations": len(history.losses)}
     log.info(f"distilled {len(history.losses)} iterations in {time.perf_counter() - start:.0f} s this session; "
              f"loss {history.losses[0] if history.losses else float('nan'):.4g} -> "
              f"{history.losses[-1] if history.losses else float('nan'):.4g}")

@@ -8,7 +8,8 @@ import torch
 
 from kaleido_cuda import cli
 from kaleido_cuda.data import load_dataset
-from kaleido_cuda.distill import DMConfig, distill_dm
+from kaleido_cuda.distill import DCConfig, DMConfig, distill_dc, distill_dm
+from kaleido_cuda.distill.dc import gradient_distance, loops_for
 from kaleido_cuda.evaluate import EvalConfig, evaluate_set
 from kaleido_cuda.init import initialize
 from kaleido_cuda.models import MODELS, default_depth, get_model
@@ -148,19 +149,54 @@ def test_dm_runs_with_every_augmentation(augment):
     assert (history.augment_seconds > 0) == (augment != "none")
 
 
-def test_dm_resume_gives_the_uninterrupted_result(tmp_path):
+# --- DC ----------------------------------------------------------------------------------------------
+
+def dc_config(**changes):
+    base = dict(iterations=4, width=16, batch_real=8, checkpoint_every_s=0.0, outer_loop=2, inner_loop=1)
+    base.update(changes)
+    return DCConfig(**base)
+
+
+def test_gradient_distance_is_zero_for_equal_gradients_and_skips_biases():
+    g = torch.Generator().manual_seed(0)
+    w = [torch.randn(4, 3, 3, 3, generator=g), torch.randn(4, generator=g), torch.randn(5, 8, generator=g)]
+    assert float(gradient_distance(w, w)) < 1e-5
+    other = [t.clone() for t in w]
+    other[1] = -other[1]  # a bias: not compared
+    assert float(gradient_distance(w, other)) < 1e-5
+    other[0] = -other[0]  # opposite conv gradients: 2 per output channel
+    assert abs(float(gradient_distance(w, other)) - 8.0) < 1e-4
+
+
+def test_dc_loop_schedule_follows_the_ipc():
+    assert [loops_for(i) for i in (1, 5, 10, 50, 100)] == [(1, 1), (1, 1), (10, 50), (50, 10), (50, 10)]
+
+
+def test_dc_decreases_its_loss():
+    x, y = tiny()
+    syn, syn_y = initialize(x, y, 2, "noise", seed=0)
+    _, history = distill_dc(syn, syn_y, x, y, 3, dc_config(iterations=40, outer_loop=1, lr_img=1.0, augment="none"),
+                            progress=False)
+    assert np.mean(history.losses[-8:]) < np.mean(history.losses[:8])
+
+
+@pytest.mark.parametrize("method", ["dm", "dc"])
+def test_resume_gives_the_uninterrupted_result(tmp_path, method):
+    loop, config = {"dm": (distill_dm, dm_config), "dc": (distill_dc, dc_config)}[method]
     x, y = tiny()
     syn, syn_y = initialize(x, y, 2, "kt", seed=0)
-    full, _ = distill_dm(syn, syn_y, x, y, 3, dm_config(iterations=6), progress=False)
+    full, _ = loop(syn, syn_y, x, y, 3, config(iterations=4), progress=False)
     ckpt = str(tmp_path / "ckpt.pt")
-    distill_dm(syn, syn_y, x, y, 3, dm_config(iterations=3), checkpoint=ckpt, progress=False)
-    resumed, history = distill_dm(syn, syn_y, x, y, 3, dm_config(iterations=6), checkpoint=ckpt, resume=True,
-                                  progress=False)
-    assert len(history.losses) == 6
+    loop(syn, syn_y, x, y, 3, config(iterations=2), checkpoint=ckpt, progress=False)
+    resumed, history = loop(syn, syn_y, x, y, 3, config(iterations=4), checkpoint=ckpt, resume=True, progress=False)
+    assert len(history.losses) == 4 and len(history.iteration_seconds) == 4
     torch.testing.assert_close(resumed, full, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="another configuration"):  # other settings, or another method
+        loop(syn, syn_y, x, y, 3, config(iterations=4, lr_img=0.5), checkpoint=ckpt, resume=True, progress=False)
+    other = distill_dc if method == "dm" else distill_dm
     with pytest.raises(ValueError, match="another configuration"):
-        distill_dm(syn, syn_y, x, y, 3, dm_config(iterations=6, lr_img=0.5), checkpoint=ckpt, resume=True,
-                   progress=False)
+        other(syn, syn_y, x, y, 3, (dc_config if method == "dm" else dm_config)(iterations=4), checkpoint=ckpt,
+              resume=True, progress=False)
 
 
 # --- evaluation and privacy ---------------------------------------------------------------------------
@@ -204,6 +240,15 @@ def test_nearest_neighbours_find_copies():
 
 # --- the command line --------------------------------------------------------------------------------
 
+def test_cli_distill_with_dc(tmp_path):
+    out = str(tmp_path / "dc")
+    args = ["distill", "--method", "dc", "--ipc", "1", "--iterations", "1", "--batch-real", "4", "--eval-epochs", "1",
+            "--eval-runs", "1", "--no-baselines", "--out", out, "--quiet"]
+    assert cli.main(args) == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["timing"]["iterations"] == 1 and json.load(open(os.path.join(out, "config.json")))["method"] == "dc"
+
+
 def test_cli_distill_writes_every_output_and_eval_rereads_it(tmp_path, capsys):
     out = str(tmp_path / "run")
     args = ["distill", "--dataset", "digits", "--ipc", "1", "--iterations", "2", "--batch-real", "8",
@@ -228,7 +273,7 @@ def test_cli_distill_writes_every_output_and_eval_rereads_it(tmp_path, capsys):
     (["--dataset", "nope"], "unknown dataset"),
     (["--ipc", "1000"], "larger than the number of training images"),
     (["--init", "copy"], "unknown init"),
-    (["--method", "gm"], "unknown method"),
+    (["--method", "mtt"], "unknown method"),
     (["--dataset", "cifar10", "--data-root", "/nonexistent"], "put torchvision's CIFAR10 files there"),
 ])
 def test_cli_bad_arguments_give_one_clear_error(tmp_path, capsys, args, match):

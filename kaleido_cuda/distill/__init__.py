@@ -1,7 +1,10 @@
-"""Distillation loops: distribution matching (DM) so far; gradient matching (DC) and trajectory
-matching (MTT) are the next to come (see the issue tracker)."""
+"""Distillation loops: distribution matching (DM) and gradient matching (DC). Trajectory matching
+(MTT) is not written yet."""
+from .dc import DCConfig, distill_dc
 from .dm import DMConfig, distill_dm
 
-METHODS = ("dm",)
+METHODS = ("dm", "dc")
+CONFIGS = {"dm": DMConfig, "dc": DCConfig}
+LOOPS = {"dm": distill_dm, "dc": distill_dc}
 
-__all__ = ["DMConfig", "distill_dm", "METHODS"]
+__all__ = ["DMConfig", "DCConfig", "distill_dm", "distill_dc", "METHODS", "CONFIGS", "LOOPS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -50,6 +50,7 @@ class Augmenter:
 @dataclass
 class History:
     losses: List[float] = field(default_factory=list)
+    iteration_seconds: List[float] = field(default_factory=list)
     seconds: float = 0.0               # wall time of the iterations run so far (all sessions)
     augment_seconds: float = 0.0       # of which in augmentation forward calls
 
@@ -81,3 +82,48 @@ class CheckpointClock:
             self.last = time.monotonic()
             return True
         return False
+
+
+def class_rows(labels: torch.Tensor, num_classes: int) -> List[torch.Tensor]:
+    """Indices of each class's rows."""
+    return [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+
+
+def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor, opt: torch.optim.Optimizer,
+                   step: Callable[[int, torch.Generator], float], augment: Augmenter, checkpoint: Optional[str],
+                   resume: bool, progress: bool) -> History:
+    """The loop every method shares: resume (refusing another configuration), one `step(it, g)` per
+    iteration with g seeded from (cfg.seed, it) and torch's global RNG seeded the same way (network
+    initialisation), timing, progress bar, atomic checkpoints every cfg.checkpoint_every_s seconds
+    and at the end. `step` updates `images` (a leaf optimised by `opt`) and returns the loss."""
+    from tqdm.auto import tqdm
+
+    history, start = History(), 0
+    state = load_checkpoint(checkpoint) if (resume and checkpoint) else None
+    if state is not None:
+        saved = {k: v for k, v in state["config"].items() if k != "iterations"}
+        mine = {k: v for k, v in asdict(cfg).items() if k != "iterations"}
+        if state.get("method") != method or saved != mine:
+            raise ValueError(f"resume: the checkpoint {checkpoint} was made by {state.get('method')} with another "
+                             f"configuration ({saved} vs {mine})")
+        with torch.no_grad():
+            images.copy_(state["images"].to(images.device))
+        opt.load_state_dict(state["optimizer"])
+        history, start = History(**state["history"]), int(state["iteration"])
+    clock = CheckpointClock(cfg.checkpoint_every_s)
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc=method.upper(),
+               disable=not progress)
+    for it in bar:
+        t0, aug0 = time.perf_counter(), augment.seconds
+        g = torch.Generator().manual_seed(iteration_seed(cfg.seed, it))
+        torch.manual_seed(iteration_seed(cfg.seed, it))
+        history.losses.append(float(step(it, g)))
+        history.iteration_seconds.append(time.perf_counter() - t0)
+        history.seconds += history.iteration_seconds[-1]
+        history.augment_seconds += augment.seconds - aug0
+        bar.set_postfix(loss=f"{history.losses[-1]:.3g}")
+        if checkpoint and (clock.due() or it + 1 == cfg.iterations):
+            save_checkpoint(checkpoint, {"method": method, "config": asdict(cfg), "iteration": it + 1,
+                                         "images": images.detach().cpu(), "labels": labels.cpu(),
+                                         "optimizer": opt.state_dict(), "history": history.as_dict()})
+    return history

@@ -7,14 +7,13 @@ synthetic images take one SGD step on the sum (learning rate 1, momentum 0.5, as
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 
 from ..models import get_model
-from .common import Augmenter, CheckpointClock, History, iteration_seed, load_checkpoint, save_checkpoint
+from .common import Augmenter, History, class_rows, run_iterations
 
 
 @dataclass
@@ -31,42 +30,19 @@ class DMConfig:
     checkpoint_every_s: float = 120.0
 
 
-def _class_rows(labels: torch.Tensor, num_classes: int):
-    return [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
-
-
 def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: torch.Tensor,
                real_labels: torch.Tensor, num_classes: int, cfg: DMConfig, checkpoint: Optional[str] = None,
                resume: bool = False, progress: bool = True) -> Tuple[torch.Tensor, History]:
     """Runs DM from the initial synthetic set; returns the final images and the loss history.
     With `checkpoint`, saves there every cfg.checkpoint_every_s seconds and at the end; with
     `resume`, continues from it (same result as an uninterrupted run)."""
-    from tqdm.auto import tqdm
-
     images = syn_images.detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
-    history, start = History(), 0
-    state = load_checkpoint(checkpoint) if (resume and checkpoint) else None
-    if state is not None:
-        saved = {k: v for k, v in state["config"].items() if k != "iterations"}
-        mine = {k: v for k, v in asdict(cfg).items() if k != "iterations"}
-        if saved != mine:
-            raise ValueError(f"resume: the checkpoint {checkpoint} was made with another configuration "
-                             f"({saved} vs {mine})")
-        with torch.no_grad():
-            images.copy_(state["images"].to(images.device))
-        opt.load_state_dict(state["optimizer"])
-        history, start = History(**state["history"]), int(state["iteration"])
-    real_rows = _class_rows(real_labels, num_classes)
-    syn_rows = _class_rows(syn_labels, num_classes)
+    real_rows, syn_rows = class_rows(real_labels, num_classes), class_rows(syn_labels, num_classes)
     augment = Augmenter(cfg.augment)
-    clock = CheckpointClock(cfg.checkpoint_every_s)
     size = tuple(real_images.shape[-2:])
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc="DM", disable=not progress)
-    for it in bar:
-        t0, aug0 = time.perf_counter(), augment.seconds
-        g = torch.Generator().manual_seed(iteration_seed(cfg.seed, it))
-        torch.manual_seed(iteration_seed(cfg.seed, it))  # the network's initialisation
+
+    def step(it: int, g: torch.Generator) -> float:
         net = get_model(cfg.model, real_images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
         net.train()
         for p in net.parameters():
@@ -83,12 +59,7 @@ def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history.losses.append(float(loss.detach()))
-        history.seconds += time.perf_counter() - t0
-        history.augment_seconds += augment.seconds - aug0
-        bar.set_postfix(loss=f"{history.losses[-1]:.3g}")
-        if checkpoint and (clock.due() or it + 1 == cfg.iterations):
-            save_checkpoint(checkpoint, {"method": "dm", "config": asdict(cfg), "iteration": it + 1,
-                                         "images": images.detach().cpu(), "labels": syn_labels.cpu(),
-                                         "optimizer": opt.state_dict(), "history": history.as_dict()})
+        return float(loss.detach())
+
+    history = run_iterations("dm", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress)
     return images.detach(), history

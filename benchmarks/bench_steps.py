@@ -1,0 +1,84 @@
+"""How much of a distillation step is augmentation, with the fused op and with DSA's eager chain.
+
+    python benchmarks/bench_steps.py [--device cpu|cuda] [--iterations 4] [--out DIR]
+
+For each method (DM at IPC 10, DC at IPC 1 on the digits; DM at IPC 10 on CIFAR-sized random data,
+3x32x32 with 256 real images per class) and each augmentation (fused, eager, none), the seconds per
+iteration after one warm-up iteration. The augmentation share of a step is
+(t_with - t_none) / t_with: forward and backward of the augmentation, everything it costs.
+Writes DIR/bench_steps_<device>.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, machine_stamp, write_json  # noqa: E402
+
+from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.data import load_dataset  # noqa: E402
+from kaleido_cuda.distill import DCConfig, DMConfig, distill_dc, distill_dm  # noqa: E402
+from kaleido_cuda.init import initialize  # noqa: E402
+
+AUGMENTS = ("fused", "eager", "none")
+
+
+def workloads(device):
+    ds = load_dataset("digits")
+    x, y = ds.train_images.to(device), ds.train_labels.to(device)
+    g = torch.Generator().manual_seed(0)
+    cifar_y = torch.arange(10).repeat_interleave(256)
+    cifar_x = torch.randn(len(cifar_y), 3, 32, 32, generator=g)
+    return {
+        "DM, digits, IPC 10": (distill_dm, DMConfig, x, y, 10),
+        "DC, digits, IPC 1": (distill_dc, DCConfig, x, y, 1),
+        "DM, CIFAR-sized random data, IPC 10": (distill_dm, DMConfig, cifar_x.to(device), cifar_y.to(device), 10),
+    }
+
+
+def seconds_per_iteration(loop, config, x, y, ipc, augment, iterations):
+    """Median seconds of iterations 1..N (iteration 0 warms up)."""
+    syn, syn_y = initialize(x, y, ipc, "real", seed=0)
+    _, history = loop(syn, syn_y, x, y, 10, config(iterations=iterations + 1, augment=augment), progress=False)
+    return statistics.median(history.iteration_seconds[1:])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
+    args = ap.parse_args(argv)
+    rows = []
+    for name, (loop, config, x, y, ipc) in workloads(args.device).items():
+        t = {a: seconds_per_iteration(loop, config, x, y, ipc, a, args.iterations) for a in AUGMENTS}
+        row = {"workload": name, **{f"{a}_s_per_it": t[a] for a in AUGMENTS},
+               "fused_share": max(t["fused"] - t["none"], 0.0) / t["fused"],
+               "eager_share": max(t["eager"] - t["none"], 0.0) / t["eager"],
+               "step_speedup": t["eager"] / t["fused"]}
+        rows.append(row)
+        print(row, flush=True)
+    result = {"machine": machine_stamp(args.device), "iterations": args.iterations, "rows": rows,
+              "command": " ".join(["python", "benchmarks/bench_steps.py"] + (argv if argv is not None else sys.argv[1:]))}
+    stem = os.path.join(args.out, f"bench_steps_{args.device}")
+    write_json(stem + ".json", result)
+    m = result["machine"]
+    lines = [f"# Augmentation's share of a distillation step ({m.get('gpu', m['cpu'])}, {m['torch_threads']} threads)", "",
+             f"commit {m['commit']}, torch {m['torch']}, {m['date']}; command: `{result['command']}`", "",
+             "| workload | s/it fused | s/it eager | s/it no augmentation | augmentation share, fused | augmentation share, eager | step: eager / fused |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['workload']} | {r['fused_s_per_it']:.3f} | {r['eager_s_per_it']:.3f} | {r['none_s_per_it']:.3f} "
+                     f"| {100 * r['fused_share']:.1f}% | {100 * r['eager_share']:.1f}% | {r['step_speedup']:.2f}x |")
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(stem + ".md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
