@@ -1,6 +1,6 @@
 """The digits results table: `kaleido distill` with default options for each (method, init, IPC).
-DC at IPC 10 costs about 150 s per iteration on a 2-core CPU (10 outer rounds, each with 50 inner
-epochs): run it on a GPU or with fewer --iterations.
+A DC iteration at IPC 10 is 10 matching rounds with 50 network epochs between them: on a 2-core CPU,
+run it on a GPU or with fewer --iterations.
 
     python benchmarks/digits_table.py [--methods dm] [--inits kt real noise] [--ipcs 10 1]
                                       [--iterations 300] [--runs-dir runs/digits] [--out DIR]
