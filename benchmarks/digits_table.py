@@ -34,7 +34,8 @@ def markdown(result) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         a, p, t = r["metrics"]["accuracy"], r["metrics"]["privacy"], r["metrics"]["timing"]
-        lines.append(f"| {r['method']} | {r['init']} | {r['ipc']} | {100 * a['mean']:.1f} +- {100 * a['std']:.1f} "
+        init = r["init"] + (f" (strength {r['strength']:g})" if r["init"] == "kt" and r.get("strength", 1.0) != 1.0 else "")
+        lines.append(f"| {r['method']} | {init} | {r['ipc']} | {100 * a['mean']:.1f} +- {100 * a['std']:.1f} "
                      f"| {p['nn_ssim_mean']:.3f} | {p['nn_ssim_max']:.3f} | {100 * p['frac_ssim_over_0.9']:.0f}% "
                      f"| {p['nn_l2_mean']:.2f} | {t['seconds_per_iteration']:.2f} |")
     for ipc, b in sorted(result["baselines"].items()):
@@ -59,6 +60,8 @@ def main(argv=None):
     ap.add_argument("--runs-dir", default="runs/digits")
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     ap.add_argument("--stem", default="digits_table", help="result file name without extension")
+    ap.add_argument("--strength", type=float, default=1.0, help="KT strength (default 1, the CLI's default)")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the baselines (exploratory runs)")
     args = ap.parse_args(argv)
     result = {"machine": machine_stamp("cpu"), "iterations": args.iterations,
               "command": " ".join(["python", "benchmarks/digits_table.py"] + (argv if argv is not None else sys.argv[1:])),
@@ -66,19 +69,21 @@ def main(argv=None):
     for ipc in args.ipcs:
         for method in args.methods:
             for init in args.inits:
-                out = os.path.join(args.runs_dir, f"{method}_{init}_ipc{ipc}")
+                suffix = f"_s{args.strength:g}" if init == "kt" and args.strength != 1.0 else ""
+                out = os.path.join(args.runs_dir, f"{method}_{init}_ipc{ipc}{suffix}")
                 metrics_path = os.path.join(out, "metrics.json")
                 if os.path.exists(metrics_path):
                     metrics = json.load(open(metrics_path))
                 else:
-                    cfg = RunConfig(dataset="digits", method=method, ipc=ipc, init=init,
+                    cfg = RunConfig(dataset="digits", method=method, ipc=ipc, init=init, strength=args.strength,
                                     dm=DMConfig(iterations=args.iterations), dc=DCConfig(iterations=args.iterations),
-                                    baselines=str(ipc) not in result["baselines"])
+                                    baselines=not args.no_baselines and str(ipc) not in result["baselines"])
                     print(f"{method} {init} IPC {ipc} -> {out}", flush=True)
                     metrics = distill_run(cfg, out, resume=True, progress=False)
                 if "baselines" in metrics:
                     result["baselines"].setdefault(str(ipc), metrics["baselines"])
-                result["rows"].append({"method": method, "init": init, "ipc": ipc, "run": out, "metrics": metrics})
+                result["rows"].append({"method": method, "init": init, "ipc": ipc, "strength": args.strength, "run": out,
+                                       "metrics": metrics})
                 write_json(os.path.join(args.out, args.stem + ".json"), result)
                 write_text_atomic(os.path.join(args.out, args.stem + ".md"), markdown(result))
     print(markdown(result))
