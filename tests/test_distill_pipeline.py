@@ -279,3 +279,11 @@ def test_cli_distill_writes_every_output_and_eval_rereads_it(tmp_path, capsys):
 def test_cli_bad_arguments_give_one_clear_error(tmp_path, capsys, args, match):
     code = cli.main(["distill", "--out", str(tmp_path / "r"), "--iterations", "1", "--quiet"] + args)
     assert code == 2 and match in capsys.readouterr().err
+
+
+def test_cli_demo_writes_the_kt_grid_and_a_speed_report(tmp_path, capsys):
+    out = str(tmp_path / "demo")
+    assert cli.main(["demo", "--out", out, "--repeats", "1"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert os.path.getsize(os.path.join(out, "kt_grid.png")) > 0
+    assert report["timing"]["fused_fwd_bwd_ms"] > 0 and "speed" in capsys.readouterr().out
