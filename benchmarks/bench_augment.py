@@ -32,11 +32,11 @@ from common import RESULTS, machine_stamp, median_time, write_json  # noqa: E402
 
 import kaleido_cuda as kc  # noqa: E402
 from kaleido_cuda.atomic import atomic_path, write_text_atomic  # noqa: E402
-from kaleido_cuda.dsa import DiffAugment, ParamDiffAug  # noqa: E402
+from kaleido_cuda.dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug  # noqa: E402
 
 SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
 CUDA_EXTRA_SIZE = (256, 3, 224, 224)  # the H200 figure of the issue
-STRATEGY = "color_crop_cutout_flip_scale_rotate"
+STRATEGY = DEFAULT_STRATEGY
 NOISE_STD = 0.1
 
 

@@ -1,7 +1,6 @@
 """Shared benchmark plumbing: timing, machine stamp, atomic result files."""
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -9,7 +8,7 @@ import time
 import torch
 
 from kaleido_cuda import provenance
-from kaleido_cuda.atomic import write_text_atomic
+from kaleido_cuda.atomic import write_json_atomic
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -38,5 +37,4 @@ def machine_stamp(device: str) -> dict:
     return provenance.machine_stamp(device, repo=os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_json(path: str, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+write_json = write_json_atomic  # the benchmarks' name for it

@@ -14,20 +14,13 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, machine_stamp, write_json  # noqa: E402
 
 from kaleido_cuda import dsa, dsa_eager, dsa_sampling, kaleidoscope  # noqa: E402
 from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
-
-
-def digits32() -> torch.Tensor:
-    from sklearn.datasets import load_digits
-
-    images = torch.tensor(load_digits().images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
+from kaleido_cuda.data import digits_32  # noqa: E402
 
 
 def compare(x, d) -> dict:
@@ -44,7 +37,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    x = digits32()
+    x = digits_32()[0]
     rows = {}
     for family in dsa_sampling.DSA_FAMILIES:
         p = dsa.ParamDiffAug()

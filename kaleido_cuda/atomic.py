@@ -3,6 +3,7 @@ reader never sees a half-written result (an interrupted run leaves the old file 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 
@@ -26,3 +27,8 @@ def write_text_atomic(path: str, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+
+
+def write_json_atomic(path: str, data) -> None:
+    """data as indented JSON with a final newline, written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

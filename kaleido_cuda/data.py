@@ -71,20 +71,26 @@ def _normalised(name, train, train_labels, test, test_labels, classes) -> Datase
                    tuple(mean.tolist()), tuple(std.tolist()), list(classes))
 
 
-def _digits() -> Dataset:
+def digits_32() -> Tuple[torch.Tensor, torch.Tensor, List[str]]:
+    """All of scikit-learn's 1,797 digits as (N, 1, 32, 32) floats in [0, 1] (values / 16, bilinear
+    resize), their int64 labels and the class names; the one place the digits are read."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
     images = F.interpolate(images, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False,
                            antialias=False).clamp(0, 1)
-    labels = torch.tensor(bunch.target, dtype=torch.int64)
+    return images, torch.tensor(bunch.target, dtype=torch.int64), [str(c) for c in bunch.target_names]
+
+
+def _digits() -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    images, labels, classes = digits_32()
     index = torch.arange(len(labels)).numpy()
     train_idx, test_idx = train_test_split(index, test_size=0.3, stratify=labels.numpy(), random_state=0)
     train_idx, test_idx = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
-    return _normalised("digits", images[train_idx], labels[train_idx], images[test_idx], labels[test_idx],
-                       [str(c) for c in bunch.target_names])
+    return _normalised("digits", images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], classes)
 
 
 def _stack(dataset) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -5,15 +5,14 @@ speed line: fused against reference, forward+backward, on the whole digits set a
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path, write_json_atomic
+from .data import digits_32
 from .ops import build_info, kaleidoscope
 from .presets import sample_params
 from . import reference
@@ -22,14 +21,9 @@ STRENGTHS = (0.0, 0.25, 0.5, 1.0)
 
 
 def load_digits_32(device="cpu"):
-    """sklearn's 1797 digits (8x8, values 0..16) as (N, 1, 32, 32) floats in [0, 1], and labels.
-    Bilinear upsampling to 32x32, the size distillation code uses for MNIST-like data."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    images = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
-    return images.to(device), torch.tensor(d.target, dtype=torch.int64, device=device)
+    """sklearn's 1797 digits at 32x32 in [0, 1] (kaleido_cuda.data.digits_32) and labels, on device."""
+    images, labels, _ = digits_32()
+    return images.to(device), labels.to(device)
 
 
 def _median_ms(fn, repeats):
@@ -98,5 +92,5 @@ def run_demo(out: str, seed: int = 0, device: str = "cpu", repeats: int = 5) -> 
         "build": build_info(),
         "seed": seed,
     }
-    write_text_atomic(os.path.join(out, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_json_atomic(os.path.join(out, "report.json"), report)
     return report

@@ -19,12 +19,11 @@ from typing import Optional
 import torch
 
 from . import dsa_eager, dsa_sampling
-from .dsa_sampling import DSA_RATIOS
+from .dsa_sampling import DEFAULT_STRATEGY, DSA_RATIOS
 from .ops import kaleidoscope
 
 __all__ = ["ParamDiffAug", "DiffAugment", "draw_params"]
 
-DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 IMPLS = ("fused", "eager")
 
 

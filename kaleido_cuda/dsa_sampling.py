@@ -27,6 +27,7 @@ import torch
 from .params import KTParams
 
 DSA_FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
+DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # DSA's default: every family
 GEOMETRIC = ("crop", "flip", "scale", "rotate")
 
 # DSA's ParamDiffAug defaults (the attribute names are DSA's).

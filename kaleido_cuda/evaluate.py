@@ -14,10 +14,9 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
-from .dsa import DiffAugment, ParamDiffAug
+from .dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 from .models import get_model
 
-DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 EVAL_AUG_MODE = "S"
 
 
@@ -80,7 +79,7 @@ def train_model(images: torch.Tensor, labels: torch.Tensor, num_classes: int, cf
             idx = order[start:start + cfg.batch_size]
             x = images[idx]
             if cfg.augment:
-                x = DiffAugment(x, DSA_STRATEGY, seed=-1, param=param, impl=cfg.impl)
+                x = DiffAugment(x, DEFAULT_STRATEGY, seed=-1, param=param, impl=cfg.impl)
             loss = F.cross_entropy(model(x), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

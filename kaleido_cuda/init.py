@@ -29,14 +29,15 @@ SELECTIONS = ("random",)
 def select_real(labels: torch.Tensor, ipc: int, num_classes: int, seed: int) -> torch.Tensor:
     """Indices of `ipc` images per class (class by class), drawn without replacement."""
     g = torch.Generator().manual_seed(seed)
-    counts = torch.bincount(labels.cpu(), minlength=num_classes)
+    labels = labels.cpu()
+    counts = torch.bincount(labels, minlength=num_classes)
     short = [c for c in range(num_classes) if int(counts[c]) < ipc]
     if short:
         raise ValueError(f"initialize: ipc={ipc} is larger than the number of training images of class(es) "
                          f"{short} (smallest class has {int(counts.min())})")
     picks = []
     for c in range(num_classes):
-        members = torch.nonzero(labels.cpu() == c).flatten()
+        members = torch.nonzero(labels == c).flatten()
         picks.append(members[torch.randperm(len(members), generator=g)[:ipc]])
     return torch.cat(picks)
 

@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from . import dsa_sampling
-from .dsa_sampling import DSA_RATIOS, check_ratios, homogeneous, uniform
+from .dsa_sampling import DEFAULT_STRATEGY, DSA_RATIOS, check_ratios, homogeneous, uniform
 from .params import PADDING_MODES, KTParams
 
 KT_DEFAULTS = dict(
@@ -32,7 +32,7 @@ KT_DEFAULTS = dict(
 )
 
 DSA_DEFAULTS = dict(
-    strategy="color_crop_cutout_flip_scale_rotate",
+    strategy=DEFAULT_STRATEGY,
     aug_mode="S",            # 'S': one op family per call; 'M': all of them
     siamese=False,           # one parameter set shared by the whole batch
     family=None,             # mode 'S' only: force this family instead of drawing one

@@ -9,10 +9,9 @@ from full-default runs; this job shows the same comparison, smaller.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
-from .atomic import write_text_atomic
+from .atomic import write_json_atomic, write_text_atomic
 from .distill import DMConfig
 from .evaluate import EvalConfig
 from .provenance import machine_stamp
@@ -49,7 +48,7 @@ def run_quickstart(out: str, seed: int = 0, device: str = "cpu", progress: bool 
              "frac_ssim_over_0.9": kt["privacy"]["heldout_frac_ssim_over_0.9"]},
         ],
     }
-    write_text_atomic(os.path.join(out, "comparison.json"), json.dumps(table, indent=2) + "\n")
+    write_json_atomic(os.path.join(out, "comparison.json"), table)
     text = markdown(table)
     write_text_atomic(os.path.join(out, "comparison.md"), text)
     print(text)
@@ -57,21 +56,22 @@ def run_quickstart(out: str, seed: int = 0, device: str = "cpu", progress: bool 
 
 
 def markdown(table: dict) -> str:
-    def cell(row, key, fmt):
-        return fmt.format(row[key]) if key in row else "-"
+    def cell(row, key, fmt, scale=1.0):
+        return fmt.format(scale * row[key]) if key in row else "-"
 
     c, m = table["config"], table.get("machine", {})
     lines = [f"commit {m.get('commit')}, torch {m.get('torch')}, {m.get('cpu')} ({m.get('torch_threads')} threads), "
-             f"{m.get('date')}; command: `{table.get('command')}`", "",f"DM on the digits, IPC {c['ipc']}, {c['iterations']} iterations, accuracy of {c['eval_runs']} ConvNets "
+             f"{m.get('date')}; command: `{table.get('command')}`", "",
+             f"DM on the digits, IPC {c['ipc']}, {c['iterations']} iterations, accuracy of {c['eval_runs']} ConvNets "
              f"trained {c['eval_epochs']} epochs on each set (test split of 540 images):", "",
              "| set | accuracy % | nearest-neighbour SSIM (mean) | SSIM > 0.9 | s / iteration |",
              "|---|---|---|---|---|"]
     for r in table["rows"]:
-        acc = f"{100 * r['accuracy_mean']:.1f} +- {100 * r['accuracy_std']:.1f}" if "accuracy_std" in r else \
-            cell({k: 100 * v for k, v in r.items() if k == "accuracy_mean"}, "accuracy_mean", "{:.1f}")
+        acc = cell(r, "accuracy_mean", "{:.1f}", 100)
+        if "accuracy_std" in r:
+            acc += f" +- {100 * r['accuracy_std']:.1f}"
         lines.append(f"| {r['set']} | {acc} | {cell(r, 'nn_ssim_mean', '{:.3f}')} | "
-                     f"{cell({k: 100 * v for k, v in r.items() if k == 'frac_ssim_over_0.9'}, 'frac_ssim_over_0.9', '{:.0f}%')} | "
-                     f"{cell(r, 'seconds_per_iteration', '{:.2f}')} |")
+                     f"{cell(r, 'frac_ssim_over_0.9', '{:.0f}%', 100)} | {cell(r, 'seconds_per_iteration', '{:.2f}')} |")
     lines += ["", "A synthetic set whose images are no closer to the training images than held-out real images "
               "are does not copy any one of them."]
     return "\n".join(lines) + "\n"

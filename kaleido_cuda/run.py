@@ -21,7 +21,7 @@ from typing import Optional
 
 import torch
 
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path, write_json_atomic
 from .data import load_dataset
 from .distill import LOOPS, METHODS, DCConfig, DMConfig
 from .evaluate import EvalConfig, EvalResult, evaluate_set
@@ -79,10 +79,6 @@ def _logger(out: str) -> logging.Logger:
         handler.setFormatter(fmt)
         log.addHandler(handler)
     return log
-
-
-def _write_json(path: str, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _baselines(cfg: RunConfig, ds, device) -> dict:
@@ -143,7 +139,7 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
     log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
     metrics["timing"] = timing
     metrics["machine"] = machine_stamp(cfg.device)
-    _write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
     return metrics
 
 
@@ -160,7 +156,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
                 d.get(method, {}).pop("iterations", None)
         if saved != mine:
             raise ValueError(f"--resume: {out} holds a run with another configuration; use another --out")
-    _write_json(config_path, asdict(cfg))
+    write_json_atomic(config_path, asdict(cfg))
     log = _logger(out)
     log.info(f"run {json.dumps(asdict(cfg))}")
     ds = load_dataset(cfg.dataset, cfg.data_root)

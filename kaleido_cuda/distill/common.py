@@ -14,9 +14,8 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from ..atomic import atomic_path
-from ..dsa import DiffAugment, ParamDiffAug
+from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 
-DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
@@ -28,7 +27,7 @@ class Augmenter:
     """DSA augmentation with one seed shared by a real and a synthetic batch (siamese), through the
     fused op or the eager chain; it also adds up the time spent augmenting (forward only)."""
     impl: str = "fused"           # 'fused', 'eager' or 'none'
-    strategy: str = DSA_STRATEGY
+    strategy: str = DEFAULT_STRATEGY
     aug_mode: str = "S"
     seconds: float = 0.0
 
