@@ -4,6 +4,7 @@ run it on a GPU or with fewer --iterations.
 
     python benchmarks/digits_table.py [--methods dm] [--inits kt real noise] [--ipcs 10 1]
                                       [--iterations 300] [--runs-dir runs/digits] [--out DIR]
+                                      [--buffer runs/buffers/digits_convnet] [--batch-syn N]
 
 Each configuration is one run folder under --runs-dir (a finished run is reused, an interrupted one
 resumes from its checkpoint); the baselines (random real subset, full training set) are computed by
@@ -21,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, machine_stamp, write_json  # noqa: E402
 
 from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
-from kaleido_cuda.distill import DCConfig, DMConfig  # noqa: E402
+from kaleido_cuda.distill import DCConfig, DMConfig, MTTConfig  # noqa: E402
 from kaleido_cuda.run import RunConfig, distill_run  # noqa: E402
 
 
@@ -51,6 +52,19 @@ def markdown(result) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ensure_buffer(path: str) -> None:
+    """Trains the digits expert buffer with `kaleido buffer`'s defaults unless it is finished."""
+    from kaleido_cuda.data import load_dataset
+    from kaleido_cuda.distill import BufferConfig, train_buffer
+
+    if os.path.exists(os.path.join(path, "buffer.json")):
+        return
+    ds = load_dataset("digits")
+    print(f"training the expert buffer {path}", flush=True)
+    train_buffer(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, ds.num_classes, BufferConfig(),
+                 path, dataset="digits", progress=False)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["dm"])
@@ -62,10 +76,15 @@ def main(argv=None):
     ap.add_argument("--stem", default="digits_table", help="result file name without extension")
     ap.add_argument("--strength", type=float, default=1.0, help="KT strength (default 1, the CLI's default)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the baselines (exploratory runs)")
+    ap.add_argument("--buffer", default="runs/buffers/digits_convnet",
+                    help="mtt: expert buffer (made with `kaleido buffer`'s defaults when missing)")
+    ap.add_argument("--batch-syn", type=int, default=None, help="mtt: synthetic images per student step (default all)")
     args = ap.parse_args(argv)
     result = {"machine": machine_stamp("cpu"), "iterations": args.iterations,
               "command": " ".join(["python", "benchmarks/digits_table.py"] + (argv if argv is not None else sys.argv[1:])),
               "rows": [], "baselines": {}}
+    if "mtt" in args.methods:
+        ensure_buffer(args.buffer)
     for ipc in args.ipcs:
         for method in args.methods:
             for init in args.inits:
@@ -77,6 +96,8 @@ def main(argv=None):
                 else:
                     cfg = RunConfig(dataset="digits", method=method, ipc=ipc, init=init, strength=args.strength,
                                     dm=DMConfig(iterations=args.iterations), dc=DCConfig(iterations=args.iterations),
+                                    mtt=MTTConfig(iterations=args.iterations, buffer=args.buffer, dataset="digits",
+                                                  batch_syn=args.batch_syn),
                                     baselines=not args.no_baselines and str(ipc) not in result["baselines"])
                     print(f"{method} {init} IPC {ipc} -> {out}", flush=True)
                     metrics = distill_run(cfg, out, resume=True, progress=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -26,20 +27,49 @@ def _info(args):
 
 
 def _distill(args):
-    from .distill import DCConfig, DMConfig
+    from .distill import DCConfig, DMConfig, MTTConfig
     from .evaluate import EvalConfig
     from .run import RunConfig, distill_run
 
-    loop = dict(iterations=args.iterations, batch_real=args.batch_real, model=args.model, augment=args.augment,
-                seed=args.seed, checkpoint_every_s=args.checkpoint_every)
+    loop = dict(iterations=args.iterations, model=args.model, augment=args.augment, seed=args.seed,
+                checkpoint_every_s=args.checkpoint_every)
+    mtt = MTTConfig(**loop, dataset=args.dataset, buffer=args.buffer or _default_buffer(args),
+                    syn_steps=args.syn_steps, expert_epochs=args.expert_epochs, max_start_epoch=args.max_start_epoch,
+                    batch_syn=args.batch_syn)
     cfg = RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
                     strength=args.strength, seed=args.seed, device=args.device,
-                    dm=DMConfig(**loop), dc=DCConfig(**loop),
+                    dm=DMConfig(**loop, batch_real=args.batch_real), dc=DCConfig(**loop, batch_real=args.batch_real),
+                    mtt=mtt,
                     eval=EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs,
                                     impl="eager" if args.augment == "eager" else "fused"),
                     full_epochs=args.full_epochs, baselines=not args.no_baselines)
     metrics = distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
     _print_metrics(args.out, metrics)
+    return 0
+
+
+def _default_buffer(args) -> str:
+    return os.path.join("runs", "buffers", f"{args.dataset.replace(':', '_').replace('/', '_')}_{args.model}")
+
+
+def _buffer(args):
+    import torch
+
+    from .data import load_dataset
+    from .distill import BufferConfig, train_buffer
+
+    cfg = BufferConfig(experts=args.experts, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                       model=args.model, augment=args.augment, seed=args.seed)
+    cfg.check()
+    ds = load_dataset(args.dataset, args.data_root)
+    device = torch.device(args.device)
+    out = args.out or _default_buffer(args)
+    meta = train_buffer(ds.train_images.to(device), ds.train_labels.to(device), ds.test_images.to(device),
+                        ds.test_labels.to(device), ds.num_classes, cfg, out, dataset=args.dataset,
+                        progress=not args.quiet)
+    accs = [e["test_accuracy"] for e in meta["experts"]]
+    print(f"{len(accs)} expert trajectories of {cfg.epochs} epochs in {out}; expert test accuracy "
+          f"{100 * min(accs):.1f}-{100 * max(accs):.1f} %")
     return 0
 
 
@@ -98,7 +128,7 @@ def main(argv=None) -> int:
     d = sub.add_parser("distill", help="distil a dataset (KT/real/noise init), evaluate it, measure privacy")
     d.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, bundled)")
     d.add_argument("--data-root", default=None, help="folder with torchvision's dataset files (never downloaded)")
-    d.add_argument("--method", default="dm", help="distillation method: dm (default) or dc")
+    d.add_argument("--method", default="dm", help="distillation method: dm (default), dc or mtt")
     d.add_argument("--ipc", type=int, default=10, help="synthetic images per class (default 10)")
     d.add_argument("--init", default="kt", help="kt (default), real or noise")
     d.add_argument("--strength", type=float, default=1.0, help="KT strength in [0, 1] (default 1)")
@@ -107,6 +137,13 @@ def main(argv=None) -> int:
     d.add_argument("--model", default="convnet", choices=MODELS, help="network used for matching (default convnet)")
     d.add_argument("--augment", default="fused", choices=("fused", "eager", "none"),
                    help="DSA augmentation through the fused op (default), DSA's eager chain, or none")
+    d.add_argument("--buffer", default=None,
+                   help="mtt: the expert buffer from `kaleido buffer` (default runs/buffers/DATASET_MODEL)")
+    d.add_argument("--syn-steps", type=int, default=20, help="mtt: student steps per iteration (default 20)")
+    d.add_argument("--expert-epochs", type=int, default=2, help="mtt: expert epochs to match (default 2)")
+    d.add_argument("--max-start-epoch", type=int, default=10, help="mtt: start epochs drawn below it (default 10)")
+    d.add_argument("--batch-syn", type=int, default=None,
+                   help="mtt: synthetic images per student step (default all of them)")
     d.add_argument("--full-epochs", type=int, default=30, help="epochs of the full-training-set baseline (default 30)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -115,6 +152,21 @@ def main(argv=None) -> int:
     d.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints (default 120)")
     _add_eval_options(d)
     d.set_defaults(func=_distill)
+
+    b = sub.add_parser("buffer", help="train expert networks on the real data and store their trajectories (for mtt)")
+    b.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, bundled)")
+    b.add_argument("--data-root", default=None, help="folder with torchvision's dataset files (never downloaded)")
+    b.add_argument("--model", default="convnet", choices=MODELS, help="expert network (default convnet)")
+    b.add_argument("--experts", type=int, default=5, help="expert trajectories (default 5)")
+    b.add_argument("--epochs", type=int, default=20, help="epochs per expert (default 20)")
+    b.add_argument("--lr", type=float, default=0.01, help="expert learning rate, plain SGD (default 0.01)")
+    b.add_argument("--batch-size", type=int, default=32, help="expert batch size (default 32)")
+    b.add_argument("--augment", default="fused", choices=("fused", "eager", "none"), help="DSA while training")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("--out", default=None, help="buffer folder (default runs/buffers/DATASET_MODEL)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_buffer)
 
     e = sub.add_parser("eval", help="re-evaluate a finished run's synthetic set (rewrites its metrics.json)")
     e.add_argument("run", help="the run's output folder")

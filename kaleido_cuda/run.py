@@ -23,7 +23,7 @@ import torch
 
 from .atomic import atomic_path, write_json_atomic
 from .data import load_dataset
-from .distill import LOOPS, METHODS, DCConfig, DMConfig
+from .distill import LOOPS, METHODS, DCConfig, DMConfig, MTTConfig
 from .evaluate import EvalConfig, EvalResult, evaluate_set
 from .grids import save_class_grid, save_pairs_grid
 from .init import METHODS as INITS, initialize, select_real
@@ -43,6 +43,7 @@ class RunConfig:
     device: str = "cpu"
     dm: DMConfig = field(default_factory=DMConfig)     # used when method == 'dm'
     dc: DCConfig = field(default_factory=DCConfig)     # used when method == 'dc'
+    mtt: MTTConfig = field(default_factory=MTTConfig)  # used when method == 'mtt'
     eval: EvalConfig = field(default_factory=EvalConfig)
     full_epochs: int = 30          # the 'full training set' baseline
     baselines: bool = True
@@ -56,6 +57,12 @@ class RunConfig:
             raise ValueError(f"ipc must be a positive int, got {self.ipc!r}")
         if self.loop().iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
             raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
+        if self.method == "mtt":
+            if self.mtt.dataset not in (None, self.dataset):
+                raise ValueError(f"mtt.dataset {self.mtt.dataset!r} differs from the run's dataset {self.dataset!r}")
+            if not os.path.exists(os.path.join(self.mtt.buffer, "buffer.json")):  # before any work
+                raise FileNotFoundError(f"no expert buffer in {self.mtt.buffer!r}: make one with `kaleido buffer "
+                                        f"--dataset {self.dataset} --model {self.mtt.model} --out {self.mtt.buffer}`")
 
     def loop(self):
         """The configuration of the chosen method's loop."""
@@ -66,6 +73,7 @@ class RunConfig:
         d = dict(d)
         d["dm"] = DMConfig(**d.get("dm", {}))
         d["dc"] = DCConfig(**d.get("dc", {}))
+        d["mtt"] = MTTConfig(**d.get("mtt", {}))
         d["eval"] = EvalConfig(**d.get("eval", {}))
         return cls(**d)
 
@@ -116,6 +124,8 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
     if baselines is not None:
         cfg.baselines = baselines
     saved = torch.load(os.path.join(out, "synthetic.pt"), map_location="cpu", weights_only=False)
+    if "lr" in saved:
+        cfg.eval = dataclasses.replace(cfg.eval, lr=float(saved["lr"]))
     metrics_path = os.path.join(out, "metrics.json")
     old = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     return _evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress)
@@ -168,6 +178,9 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     start = time.perf_counter()
     images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
                                         checkpoint=os.path.join(out, "checkpoint.pt"), resume=resume, progress=progress)
+    learned = dict(history.extra)
+    if "lr" in learned:  # MTT evaluates with the learning rate it learned, as MTT's code does
+        cfg.eval = dataclasses.replace(cfg.eval, lr=learned["lr"])
     iterations = max(len(history.losses), 1)
     timing = {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
               "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
@@ -177,6 +190,6 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
              f"{history.losses[-1] if history.losses else float('nan'):.4g}")
     with atomic_path(os.path.join(out, "synthetic.pt")) as tmp:
         torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
-                    "dataset": cfg.dataset, "losses": history.losses}, tmp)
+                    "dataset": cfg.dataset, "losses": history.losses, **learned}, tmp)
     save_class_grid(ds.denormalise(images.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "final_grid.png"))
     return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), timing, progress)

@@ -43,3 +43,13 @@ def random_params(n, h, w, *, seed, rows=None, padding_mode="zeros", dtype=torch
         p.seed = int(torch.randint(0, 2**62, (1,), generator=g)) * 3
     p.padding_mode = padding_mode
     return p
+
+
+def tiny_classes(n_per_class=6, classes=3, size=16, seed=0):
+    """A small labelled image set for the distillation tests: each class is one random pattern plus
+    noise, so a few steps of any method can tell the classes apart."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    base = torch.rand(classes, 1, size, size, generator=g)
+    images = base[labels] + 0.1 * torch.randn(len(labels), 1, size, size, generator=g)
+    return images, labels

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_classes
 from kaleido_cuda import cli
 from kaleido_cuda.data import load_dataset
 from kaleido_cuda.distill import DCConfig, DMConfig, distill_dc, distill_dm
@@ -21,12 +22,8 @@ def digits():
     return load_dataset("digits")
 
 
-def tiny(n_per_class=6, classes=3, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(classes).repeat_interleave(n_per_class)
-    base = torch.rand(classes, 1, size, size, generator=g)
-    images = base[labels] + 0.1 * torch.randn(len(labels), 1, size, size, generator=g)
-    return images, labels
+def tiny(n_per_class=6, **kwargs):
+    return tiny_classes(n_per_class, **kwargs)
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -273,7 +270,8 @@ def test_cli_distill_writes_every_output_and_eval_rereads_it(tmp_path, capsys):
     (["--dataset", "nope"], "unknown dataset"),
     (["--ipc", "1000"], "larger than the number of training images"),
     (["--init", "copy"], "unknown init"),
-    (["--method", "mtt"], "unknown method"),
+    (["--method", "sgd"], "unknown method"),
+    (["--method", "mtt", "--buffer", "/nonexistent"], "make one with `kaleido buffer"),
     (["--dataset", "cifar10", "--data-root", "/nonexistent"], "put torchvision's CIFAR10 files there"),
 ])
 def test_cli_bad_arguments_give_one_clear_error(tmp_path, capsys, args, match):

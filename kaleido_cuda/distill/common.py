@@ -18,6 +18,18 @@ from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 
 
 
+@dataclass
+class LoopOptions:
+    """The options every method's configuration has (DMConfig, DCConfig and MTTConfig add theirs)."""
+    iterations: int = 300
+    model: str = "convnet"         # network used for matching
+    width: int = 128
+    depth: Optional[int] = None    # None: follows the image size
+    augment: str = "fused"         # DSA through the fused op, 'eager' (DSA's chain) or 'none'
+    seed: int = 0
+    checkpoint_every_s: float = 120.0
+
+
 def iteration_seed(seed: int, iteration: int) -> int:
     return (int(seed) * 1_000_003 + int(iteration)) % (2**63)
 
@@ -52,6 +64,7 @@ class History:
     iteration_seconds: List[float] = field(default_factory=list)
     seconds: float = 0.0               # wall time of the iterations run so far (all sessions)
     augment_seconds: float = 0.0       # of which in augmentation forward calls
+    extra: Dict[str, float] = field(default_factory=dict)  # other learned values (MTT's learning rate)
 
     def as_dict(self) -> Dict:
         return asdict(self)
@@ -90,11 +103,13 @@ def class_rows(labels: torch.Tensor, num_classes: int) -> List[torch.Tensor]:
 
 def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor, opt: torch.optim.Optimizer,
                    step: Callable[[int, torch.Generator], float], augment: Augmenter, checkpoint: Optional[str],
-                   resume: bool, progress: bool) -> History:
+                   resume: bool, progress: bool, extra: Optional[Dict[str, torch.Tensor]] = None) -> History:
     """The loop every method shares: resume (refusing another configuration), one `step(it, g)` per
     iteration with g seeded from (cfg.seed, it) and torch's global RNG seeded the same way (network
     initialisation), timing, progress bar, atomic checkpoints every cfg.checkpoint_every_s seconds
-    and at the end. `step` updates `images` (a leaf optimised by `opt`) and returns the loss."""
+    and at the end. `step` updates `images` (a leaf optimised by `opt`) and returns the loss.
+    `extra`: other learned tensors (MTT's learning rate), saved and restored with the images."""
+    extra = extra or {}
     from tqdm.auto import tqdm
 
     history, start = History(), 0
@@ -107,6 +122,8 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
                              f"configuration ({saved} vs {mine})")
         with torch.no_grad():
             images.copy_(state["images"].to(images.device))
+            for name, tensor in extra.items():
+                tensor.copy_(state["extra"][name].to(tensor.device))
         opt.load_state_dict(state["optimizer"])
         history, start = History(**state["history"]), int(state["iteration"])
     clock = CheckpointClock(cfg.checkpoint_every_s)
@@ -124,5 +141,6 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
         if checkpoint and (clock.due() or it + 1 == cfg.iterations):
             save_checkpoint(checkpoint, {"method": method, "config": asdict(cfg), "iteration": it + 1,
                                          "images": images.detach().cpu(), "labels": labels.cpu(),
+                                         "extra": {k: v.detach().cpu() for k, v in extra.items()},
                                          "optimizer": opt.state_dict(), "history": history.as_dict()})
     return history

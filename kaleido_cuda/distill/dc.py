@@ -16,15 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from ..models import get_model
-from .common import Augmenter, History, class_rows, run_iterations
+from .common import Augmenter, History, LoopOptions, class_rows, run_iterations
 
 # IPC -> (outer_loop, inner_loop), DC's schedule; other IPCs take the nearest smaller entry.
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 
 
 @dataclass
-class DCConfig:
-    iterations: int = 300
+class DCConfig(LoopOptions):
     lr_img: float = 0.1
     momentum: float = 0.5
     lr_net: float = 0.01
@@ -32,12 +31,6 @@ class DCConfig:
     batch_train: int = 256
     outer_loop: Optional[int] = None   # None: DC's schedule for the IPC
     inner_loop: Optional[int] = None
-    model: str = "convnet"
-    width: int = 128
-    depth: Optional[int] = None
-    augment: str = "fused"
-    seed: int = 0
-    checkpoint_every_s: float = 120.0
 
 
 def loops_for(ipc: int) -> Tuple[int, int]:

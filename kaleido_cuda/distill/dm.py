@@ -13,21 +13,14 @@ from typing import Optional, Tuple
 import torch
 
 from ..models import get_model
-from .common import Augmenter, History, class_rows, run_iterations
+from .common import Augmenter, History, LoopOptions, class_rows, run_iterations
 
 
 @dataclass
-class DMConfig:
-    iterations: int = 300
+class DMConfig(LoopOptions):
     lr_img: float = 1.0
     momentum: float = 0.5
     batch_real: int = 256          # real images per class and iteration (the whole class if it has fewer)
-    model: str = "convnet"
-    width: int = 128
-    depth: Optional[int] = None
-    augment: str = "fused"         # DSA through the fused op, 'eager' (DSA's chain) or 'none'
-    seed: int = 0
-    checkpoint_every_s: float = 120.0
 
 
 def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: torch.Tensor,

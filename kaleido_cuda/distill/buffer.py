@@ -1,0 +1,172 @@
+"""Expert trajectories for trajectory matching (MTT; Cazenavette et al., "Dataset Distillation by
+Matching Training Trajectories", CVPR 2022): `kaleido buffer`.
+
+An expert is a network trained on the real training set with DSA augmentation; its trajectory is
+its flat parameter vector at the start and after every epoch, shape (epochs + 1, P). A buffer is a
+folder:
+
+    buffer.json        what made it (dataset, model, image shape, config) and each expert's test accuracy
+    expert_K.pt        {"trajectory": (epochs + 1, P) float32, "test_accuracy": float}, one per finished expert
+    partial.pt         the expert being trained: its trajectory so far, model and optimizer state
+
+Every random choice of (expert k, epoch e) is seeded from (seed, k, e), so an interrupted `kaleido
+buffer` resumed with the same options writes the same trajectories as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..atomic import atomic_path, write_json_atomic
+from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
+from ..evaluate import accuracy
+from ..models import get_model
+from .common import iteration_seed
+
+
+@dataclass
+class BufferConfig:
+    experts: int = 5
+    epochs: int = 20
+    lr: float = 0.01               # MTT's teacher learning rate
+    momentum: float = 0.0          # MTT's experts: plain SGD
+    weight_decay: float = 0.0
+    batch_size: int = 32           # small: the digits have 1,257 images, 40 steps per epoch
+    model: str = "convnet"
+    width: int = 128
+    depth: Optional[int] = None
+    augment: str = "fused"         # DSA (mode 'S') while the experts train; 'eager' or 'none'
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.experts < 1 or self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError("buffer: experts, epochs and batch size must be >= 1 and lr > 0")
+        if self.augment not in ("fused", "eager", "none"):
+            raise ValueError(f"buffer: augment must be fused, eager or none, got {self.augment!r}")
+
+
+def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def unflatten(model: torch.nn.Module, flat: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The named parameters of `model` as views of `flat` (for torch.func.functional_call)."""
+    total = sum(p.numel() for p in model.parameters())
+    if total != flat.numel():
+        raise ValueError(f"a flat parameter vector of {flat.numel()} values does not fit this model ({total})")
+    out, start = {}, 0
+    for name, p in model.named_parameters():
+        out[name] = flat[start:start + p.numel()].view_as(p)
+        start += p.numel()
+    return out
+
+
+def _meta(cfg: BufferConfig, dataset: str, images: torch.Tensor, num_classes: int) -> dict:
+    return {"dataset": dataset, "channels": images.shape[1], "size": list(images.shape[-2:]),
+            "num_classes": num_classes, "config": asdict(cfg)}
+
+
+def _expert_path(out: str, k: int) -> str:
+    return os.path.join(out, f"expert_{k}.pt")
+
+
+def _save(path: str, obj) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
+                 num_classes: int, cfg: BufferConfig, out: str, dataset: str = "custom",
+                 progress: bool = True) -> dict:
+    """Trains cfg.experts experts on (images, labels) and stores their trajectories in `out`;
+    finished experts are kept and an interrupted one continues from its last epoch. Returns
+    buffer.json's content."""
+    from tqdm.auto import tqdm
+
+    cfg.check()
+    os.makedirs(out, exist_ok=True)
+    meta_path = os.path.join(out, "buffer.json")
+    meta = _meta(cfg, dataset, images, num_classes)
+    if os.path.exists(meta_path):
+        saved = json.load(open(meta_path))
+        same = {k: v for k, v in saved.items() if k != "experts"}
+        same["config"] = {k: v for k, v in same["config"].items() if k != "experts"}
+        mine = dict(meta, config={k: v for k, v in meta["config"].items() if k != "experts"})
+        if same != json.loads(json.dumps(mine)):
+            raise ValueError(f"buffer: {out} holds trajectories made with other options ({same}); use another --out")
+    accuracies: List[float] = []
+    param = ParamDiffAug()
+    param.aug_mode = "S"
+    size = tuple(images.shape[-2:])
+    bar = tqdm(total=cfg.experts * cfg.epochs, desc="experts", disable=not progress)
+    for k in range(cfg.experts):
+        if os.path.exists(_expert_path(out, k)):
+            accuracies.append(float(torch.load(_expert_path(out, k), map_location="cpu")["test_accuracy"]))
+            bar.update(cfg.epochs)
+            continue
+        torch.manual_seed(iteration_seed(cfg.seed, 1_000_000 * (k + 1)))
+        model = get_model(cfg.model, images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        trajectory, start = [flat_parameters(model).cpu()], 0
+        partial_path = os.path.join(out, "partial.pt")
+        if os.path.exists(partial_path):
+            state = torch.load(partial_path, map_location="cpu")
+            if state["expert"] == k:
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                trajectory, start = list(state["trajectory"]), len(state["trajectory"]) - 1
+                bar.update(start)
+        for epoch in range(start, cfg.epochs):
+            seed = iteration_seed(cfg.seed, 1_000_000 * (k + 1) + epoch + 1)
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)  # DSA's per-sample draws
+            model.train()
+            order = torch.randperm(len(images), generator=g).to(images.device)
+            for s in range(0, len(images), cfg.batch_size):
+                idx = order[s:s + cfg.batch_size]
+                x = images[idx]
+                if cfg.augment != "none":
+                    x = DiffAugment(x, DEFAULT_STRATEGY, seed=-1, param=param, impl=cfg.augment)
+                loss = F.cross_entropy(model(x), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            trajectory.append(flat_parameters(model).cpu())
+            _save(partial_path, {"expert": k, "trajectory": torch.stack(trajectory), "model": model.state_dict(),
+                                 "optimizer": opt.state_dict()})
+            bar.update(1)
+        acc = accuracy(model, test_images, test_labels)
+        _save(_expert_path(out, k), {"trajectory": torch.stack(trajectory), "test_accuracy": acc})
+        os.remove(partial_path)
+        accuracies.append(acc)
+        bar.set_postfix(test_accuracy=f"{acc:.3f}")
+    bar.close()
+    meta["experts"] = [{"file": os.path.basename(_expert_path(out, k)), "test_accuracy": a}
+                       for k, a in enumerate(accuracies)]
+    write_json_atomic(meta_path, meta)
+    return meta
+
+
+def load_buffer(path: str, dataset: Optional[str], images: torch.Tensor, num_classes: int, model: str, width: int,
+                depth: Optional[int]) -> List[torch.Tensor]:
+    """The trajectories of a finished buffer, after checking that it was made for this data and model."""
+    meta_path = os.path.join(path, "buffer.json")
+    if not os.path.exists(meta_path):
+        raise FileNotFoundError(f"no expert buffer in {path!r}: make one with `kaleido buffer --dataset {dataset or 'NAME'} "
+                                f"--model {model} --out {path}`")
+    meta = json.load(open(meta_path))
+    want = {"dataset": meta["dataset"] if dataset is None else dataset, "channels": images.shape[1], "size": list(images.shape[-2:]),
+            "num_classes": num_classes, "model": model, "width": width, "depth": depth}
+    have = {"dataset": meta["dataset"], "channels": meta["channels"], "size": meta["size"],
+            "num_classes": meta["num_classes"], "model": meta["config"]["model"],
+            "width": meta["config"]["width"], "depth": meta["config"]["depth"]}
+    if want != have:
+        raise ValueError(f"the buffer in {path!r} was made for {have}, this run needs {want}")
+    if not meta.get("experts"):
+        raise ValueError(f"the buffer in {path!r} has no finished expert (resume `kaleido buffer`)")
+    return [torch.load(os.path.join(path, e["file"]), map_location="cpu")["trajectory"] for e in meta["experts"]]
