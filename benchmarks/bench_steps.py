@@ -1,19 +1,23 @@
 """How much of a distillation step is augmentation, with the fused op and with DSA's eager chain.
 
-    python benchmarks/bench_steps.py [--device cpu|cuda] [--iterations 4] [--out DIR]
+    python benchmarks/bench_steps.py [--device cpu|cuda] [--iterations 4] [--buffer DIR] [--out DIR]
 
-For each method (DM at IPC 10, DC at IPC 1 on the digits; DM at IPC 10 on CIFAR-sized random data,
-3x32x32 with 256 real images per class) and each augmentation (fused, eager, none), the seconds per
-iteration after one warm-up iteration. The augmentation share of a step is
+For each method (DM at IPC 10, DC at IPC 1, MTT at IPC 1 and at IPC 10 with 20 images per student
+step, on the digits; DM at IPC 10 on CIFAR-sized random data, 3x32x32 with 256 real images per
+class) and each augmentation (fused, eager, none), the seconds per iteration after one warm-up
+iteration. MTT reads the expert buffer --buffer (default runs/buffers/digits_convnet, the one the
+results table uses); without one, it trains a one-expert buffer of 12 epochs first (about a minute). The augmentation share of a step is
 (t_with - t_none) / t_with: forward and backward of the augmentation, everything it costs.
 Writes DIR/bench_steps_<device>.{json,md}.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
+import tempfile
 
 import torch
 
@@ -22,21 +26,35 @@ from common import RESULTS, machine_stamp, write_json  # noqa: E402
 
 from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
 from kaleido_cuda.data import load_dataset  # noqa: E402
-from kaleido_cuda.distill import DCConfig, DMConfig, distill_dc, distill_dm  # noqa: E402
+from kaleido_cuda.distill import (BufferConfig, DCConfig, DMConfig, MTTConfig, distill_dc, distill_dm,  # noqa: E402
+                                  distill_mtt, train_buffer)
 from kaleido_cuda.init import initialize  # noqa: E402
 
 AUGMENTS = ("fused", "eager", "none")
 
 
-def workloads(device):
+def digits_buffer(path, ds, device):
+    if os.path.exists(os.path.join(path, "buffer.json")):
+        return path
+    path = tempfile.mkdtemp(prefix="kaleido_bench_buffer_")
+    train_buffer(ds.train_images.to(device), ds.train_labels.to(device), ds.test_images.to(device),
+                 ds.test_labels.to(device), ds.num_classes, BufferConfig(experts=1, epochs=12), path, "digits",
+                 progress=False)
+    return path
+
+
+def workloads(device, buffer):
     ds = load_dataset("digits")
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
+    mtt = functools.partial(MTTConfig, buffer=digits_buffer(buffer, ds, device))
     g = torch.Generator().manual_seed(0)
     cifar_y = torch.arange(10).repeat_interleave(256)
     cifar_x = torch.randn(len(cifar_y), 3, 32, 32, generator=g)
     return {
         "DM, digits, IPC 10": (distill_dm, DMConfig, x, y, 10),
         "DC, digits, IPC 1": (distill_dc, DCConfig, x, y, 1),
+        "MTT, digits, IPC 1": (distill_mtt, mtt, x, y, 1),
+        "MTT, digits, IPC 10, 20 images per student step": (distill_mtt, functools.partial(mtt, batch_syn=20), x, y, 10),
         "DM, CIFAR-sized random data, IPC 10": (distill_dm, DMConfig, cifar_x.to(device), cifar_y.to(device), 10),
     }
 
@@ -52,10 +70,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--buffer", default="runs/buffers/digits_convnet", help="MTT's expert buffer (digits, convnet)")
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     args = ap.parse_args(argv)
     rows = []
-    for name, (loop, config, x, y, ipc) in workloads(args.device).items():
+    for name, (loop, config, x, y, ipc) in workloads(args.device, args.buffer).items():
         t = {a: seconds_per_iteration(loop, config, x, y, ipc, a, args.iterations) for a in AUGMENTS}
         row = {"workload": name, **{f"{a}_s_per_it": t[a] for a in AUGMENTS},
                "fused_share": max(t["fused"] - t["none"], 0.0) / t["fused"],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check, one command on a machine with a GPU and its own torch (no network needed):
 # builds the extension from source against that torch, runs the whole test suite (the CUDA tests
-# included), the op benchmark and the augmentation benchmark (CUDA rows), and writes everything
+# included), the op, augmentation and distillation-step benchmarks (CUDA rows), and writes everything
 # under $OUT (else benchmarks/results/).
 #   Missing packages (hypothesis for tests, kornia + kornia_rs for the benchmark) can come as wheels
 #   in .whl/ (see the device notes).
@@ -32,5 +32,7 @@ log "benchmark"
 timeout 300 "$PY" benchmarks/bench_op.py --device all --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench.log" | tail -30
 log "augmentation benchmark (kornia rows need kornia and kornia_rs, which can come as wheels in .whl/)"
 timeout 240 "$PY" benchmarks/bench_augment.py --device cuda --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench_augment.log" | tail -40
+log "distillation steps: augmentation's share, fused against eager (DM at CIFAR size: the 2x target)"
+timeout 180 "$PY" benchmarks/bench_steps.py --device cuda --iterations 3 --out "$OUT" 2>&1 | tee "$OUT/gpu_bench_steps.log" | tail -12
 log "done: tests exit $tests_rc; results in $OUT"
 exit "$tests_rc"
