@@ -8,9 +8,16 @@ distance from the student's end point to the expert's parameters at e + expert_e
 the squared distance the expert itself travelled. The gradient flows through every student step
 (create_graph) to the images and to the learning rate, which take one SGD step each (momentum 0.5,
 as MTT's code). The student runs functionally over one flat parameter vector.
+
+One departure from MTT's code: the rate is learned as its logarithm. MTT steps the rate itself; from
+a KT or noise start the first students overshoot the expert several times over, the rate's gradient
+is then large, and on the digits the rate went below zero within a few iterations (the student
+stops, the images get no gradient, and the evaluation, which uses the learned rate as MTT does,
+cannot train). In log space the rate stays positive and moves by a fraction of itself per step.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -22,11 +29,6 @@ from ..models import get_model
 from .buffer import load_buffer, unflatten
 from .common import Augmenter, History, LoopOptions, run_iterations
 
-# The smallest learned learning rate kept: below it the student stops moving and the images get no
-# gradient; MTT's code leaves the rate free, we keep it positive so that evaluation can use it.
-MIN_SYN_LR = 1e-6
-
-
 @dataclass
 class MTTConfig(LoopOptions):
     buffer: str = ""                 # folder written by `kaleido buffer`
@@ -35,7 +37,7 @@ class MTTConfig(LoopOptions):
     expert_epochs: int = 2           # expert epochs the student must cover
     max_start_epoch: int = 10        # start epochs are drawn from [0, max_start_epoch)
     lr_img: float = 100.0
-    lr_lr: float = 1e-5
+    lr_lr: float = 0.01              # step size of the log learning rate
     lr_init: float = 0.01            # the learnable rate starts at the experts' rate
     momentum: float = 0.5
     batch_syn: Optional[int] = None  # synthetic images per student step (None: all)
@@ -58,8 +60,10 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
                          f"the {shortest} epochs the buffer's experts trained")
     device = syn_images.device
     images = syn_images.detach().clone().requires_grad_(True)
-    syn_lr = torch.tensor(float(cfg.lr_init), device=device, requires_grad=True)
-    opt = torch.optim.SGD([{"params": [images], "lr": cfg.lr_img}, {"params": [syn_lr], "lr": cfg.lr_lr}],
+    if not cfg.lr_init > 0:
+        raise ValueError(f"mtt: lr_init must be > 0, got {cfg.lr_init}")
+    log_lr = torch.tensor(math.log(cfg.lr_init), device=device, requires_grad=True)
+    opt = torch.optim.SGD([{"params": [images], "lr": cfg.lr_img}, {"params": [log_lr], "lr": cfg.lr_lr}],
                           momentum=cfg.momentum)
     augment = Augmenter(cfg.augment)
     net = get_model(cfg.model, real_images.shape[1], num_classes, tuple(real_images.shape[-2:]), cfg.width,
@@ -74,6 +78,7 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
         start = trajectories[k][start_epoch].to(device)
         target = trajectories[k][start_epoch + cfg.expert_epochs].to(device)
         params = start.clone().requires_grad_(True)
+        syn_lr = log_lr.exp()
         order = torch.empty(0, dtype=torch.long)
         for _ in range(cfg.syn_steps):
             if len(order) < batch:  # walk through the synthetic set in random order
@@ -87,11 +92,9 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            syn_lr.clamp_(min=MIN_SYN_LR)
         return float(loss.detach())
 
     history = run_iterations("mtt", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress,
-                             extra={"lr": syn_lr})
-    history.extra = {"lr": float(syn_lr.detach())}
+                             extra={"log_lr": log_lr})
+    history.extra = {"lr": math.exp(float(log_lr.detach()))}
     return images.detach(), history
