@@ -75,6 +75,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     ap.add_argument("--stem", default="digits_table", help="result file name without extension")
     ap.add_argument("--strength", type=float, default=1.0, help="KT strength (default 1, the CLI's default)")
+    ap.add_argument("--seed", type=int, default=0, help="selection, KT draws, distillation and evaluation seed")
     ap.add_argument("--no-baselines", action="store_true", help="skip the baselines (exploratory runs)")
     ap.add_argument("--buffer", default="runs/buffers/digits_convnet",
                     help="mtt: expert buffer (made with `kaleido buffer`'s defaults when missing)")
@@ -89,21 +90,25 @@ def main(argv=None):
         for method in args.methods:
             for init in args.inits:
                 suffix = f"_s{args.strength:g}" if init == "kt" and args.strength != 1.0 else ""
+                suffix += f"_seed{args.seed}" if args.seed else ""
                 out = os.path.join(args.runs_dir, f"{method}_{init}_ipc{ipc}{suffix}")
                 metrics_path = os.path.join(out, "metrics.json")
                 if os.path.exists(metrics_path):
                     metrics = json.load(open(metrics_path))
                 else:
                     cfg = RunConfig(dataset="digits", method=method, ipc=ipc, init=init, strength=args.strength,
-                                    dm=DMConfig(iterations=args.iterations), dc=DCConfig(iterations=args.iterations),
-                                    mtt=MTTConfig(iterations=args.iterations, buffer=args.buffer, dataset="digits",
+                                    seed=args.seed,
+                                    dm=DMConfig(iterations=args.iterations, seed=args.seed),
+                                    dc=DCConfig(iterations=args.iterations, seed=args.seed),
+                                    mtt=MTTConfig(iterations=args.iterations, buffer=args.buffer, dataset="digits", seed=args.seed,
                                                   batch_syn=args.batch_syn),
                                     baselines=not args.no_baselines and str(ipc) not in result["baselines"])
                     print(f"{method} {init} IPC {ipc} -> {out}", flush=True)
                     metrics = distill_run(cfg, out, resume=True, progress=False)
                 if "baselines" in metrics:
                     result["baselines"].setdefault(str(ipc), metrics["baselines"])
-                result["rows"].append({"method": method, "init": init, "ipc": ipc, "strength": args.strength, "run": out,
+                result["rows"].append({"method": method, "init": init, "ipc": ipc, "strength": args.strength,
+                                       "seed": args.seed, "run": out,
                                        "metrics": metrics})
                 write_json(os.path.join(args.out, args.stem + ".json"), result)
                 write_text_atomic(os.path.join(args.out, args.stem + ".md"), markdown(result))
