@@ -23,7 +23,8 @@ import torch
 
 from .atomic import atomic_path, write_json_atomic
 from .data import load_dataset
-from .distill import LOOPS, METHODS, DCConfig, DMConfig, MTTConfig
+from .distill import CONFIGS, LOOPS, METHODS, DCConfig, DMConfig, MTTConfig
+from .distill.buffer import missing_buffer_error
 from .evaluate import EvalConfig, EvalResult, evaluate_set
 from .grids import save_class_grid, save_pairs_grid
 from .init import METHODS as INITS, initialize, select_real
@@ -61,8 +62,7 @@ class RunConfig:
             if self.mtt.dataset not in (None, self.dataset):
                 raise ValueError(f"mtt.dataset {self.mtt.dataset!r} differs from the run's dataset {self.dataset!r}")
             if not os.path.exists(os.path.join(self.mtt.buffer, "buffer.json")):  # before any work
-                raise FileNotFoundError(f"no expert buffer in {self.mtt.buffer!r}: make one with `kaleido buffer "
-                                        f"--dataset {self.dataset} --model {self.mtt.model} --out {self.mtt.buffer}`")
+                raise missing_buffer_error(self.mtt.buffer, self.dataset, self.mtt.model)
 
     def loop(self):
         """The configuration of the chosen method's loop."""
@@ -71,9 +71,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
-        d["dm"] = DMConfig(**d.get("dm", {}))
-        d["dc"] = DCConfig(**d.get("dc", {}))
-        d["mtt"] = MTTConfig(**d.get("mtt", {}))
+        for method, config in CONFIGS.items():
+            d[method] = config(**d.get(method, {}))
         d["eval"] = EvalConfig(**d.get("eval", {}))
         return cls(**d)
 
@@ -115,6 +114,12 @@ def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
     return {**syn.summary(), **held.summary("heldout_")}
 
 
+def _use_learned_lr(cfg: RunConfig, learned: dict) -> None:
+    """MTT evaluates with the learning rate it learned (synthetic.pt's "lr"), as MTT's code does."""
+    if "lr" in learned:
+        cfg.eval = dataclasses.replace(cfg.eval, lr=float(learned["lr"]))
+
+
 def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Optional[bool] = None,
                  progress: bool = True) -> dict:
     """(Re-)evaluates the synthetic set of a finished run and rewrites its metrics.json."""
@@ -124,8 +129,7 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
     if baselines is not None:
         cfg.baselines = baselines
     saved = torch.load(os.path.join(out, "synthetic.pt"), map_location="cpu", weights_only=False)
-    if "lr" in saved:
-        cfg.eval = dataclasses.replace(cfg.eval, lr=float(saved["lr"]))
+    _use_learned_lr(cfg, saved)
     metrics_path = os.path.join(out, "metrics.json")
     old = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     return _evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress)
@@ -179,8 +183,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
                                         checkpoint=os.path.join(out, "checkpoint.pt"), resume=resume, progress=progress)
     learned = dict(history.extra)
-    if "lr" in learned:  # MTT evaluates with the learning rate it learned, as MTT's code does
-        cfg.eval = dataclasses.replace(cfg.eval, lr=learned["lr"])
+    _use_learned_lr(cfg, learned)
     iterations = max(len(history.losses), 1)
     timing = {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
               "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,

@@ -70,6 +70,9 @@ def test_buffer_resumes_an_interrupted_expert_exactly(tmp_path, tiny_buffer, mon
         train_buffer(x, y, x, y, 3, buffer_config(), out, dataset="tiny", progress=False)
     monkeypatch.setattr(buffer_module, "_save", real_save)
     assert os.path.exists(os.path.join(out, "partial.pt"))
+    with pytest.raises(ValueError, match="other options"):  # an unfinished buffer refuses them too
+        train_buffer(x, y, x, y, 3, buffer_config(lr=0.1), out, dataset="tiny", progress=False)
+    assert len(json.load(open(os.path.join(out, "buffer.json")))["experts"]) == 1  # expert 0 is usable already
     train_buffer(x, y, x, y, 3, buffer_config(), out, dataset="tiny", progress=False)
     for k in range(2):
         a = torch.load(os.path.join(out, f"expert_{k}.pt"))["trajectory"]

@@ -5,7 +5,8 @@ An expert is a network trained on the real training set with DSA augmentation; i
 its flat parameter vector at the start and after every epoch, shape (epochs + 1, P). A buffer is a
 folder:
 
-    buffer.json        what made it (dataset, model, image shape, config) and each expert's test accuracy
+    buffer.json        what made it (dataset, model, image shape, config) and each finished expert's test
+                       accuracy; written before training starts and after every finished expert
     expert_K.pt        {"trajectory": (epochs + 1, P) float32, "test_accuracy": float}, one per finished expert
     partial.pt         the expert being trained: its trajectory so far, model and optimizer state
 
@@ -71,8 +72,23 @@ def _meta(cfg: BufferConfig, dataset: str, images: torch.Tensor, num_classes: in
             "num_classes": num_classes, "config": asdict(cfg)}
 
 
+def _options(meta: dict) -> dict:
+    """What must match for a folder to be extended: everything but the expert count and list."""
+    return {**{k: v for k, v in meta.items() if k != "experts"},
+            "config": {k: v for k, v in meta["config"].items() if k != "experts"}}
+
+
+def missing_buffer_error(path: str, dataset: Optional[str], model: str) -> FileNotFoundError:
+    return FileNotFoundError(f"no expert buffer in {path!r}: make one with `kaleido buffer --dataset "
+                             f"{dataset or 'NAME'} --model {model} --out {path}`")
+
+
 def _expert_path(out: str, k: int) -> str:
     return os.path.join(out, f"expert_{k}.pt")
+
+
+def _listing(accuracies: List[float]) -> List[dict]:
+    return [{"file": os.path.basename(_expert_path("", k)), "test_accuracy": a} for k, a in enumerate(accuracies)]
 
 
 def _save(path: str, obj) -> None:
@@ -91,14 +107,15 @@ def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
     cfg.check()
     os.makedirs(out, exist_ok=True)
     meta_path = os.path.join(out, "buffer.json")
-    meta = _meta(cfg, dataset, images, num_classes)
+    meta = json.loads(json.dumps(_meta(cfg, dataset, images, num_classes)))  # as it reads back
+    meta["experts"] = []
     if os.path.exists(meta_path):
         saved = json.load(open(meta_path))
-        same = {k: v for k, v in saved.items() if k != "experts"}
-        same["config"] = {k: v for k, v in same["config"].items() if k != "experts"}
-        mine = dict(meta, config={k: v for k, v in meta["config"].items() if k != "experts"})
-        if same != json.loads(json.dumps(mine)):
-            raise ValueError(f"buffer: {out} holds trajectories made with other options ({same}); use another --out")
+        if _options(saved) != _options(meta):
+            raise ValueError(f"buffer: {out} holds trajectories made with other options ({saved}); use another --out")
+        meta["experts"] = saved["experts"]
+    # Written before any training, so that an interrupted buffer also refuses other options.
+    write_json_atomic(meta_path, meta)
     accuracies: List[float] = []
     param = ParamDiffAug()
     param.aug_mode = "S"
@@ -107,6 +124,7 @@ def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
     for k in range(cfg.experts):
         if os.path.exists(_expert_path(out, k)):
             accuracies.append(float(torch.load(_expert_path(out, k), map_location="cpu")["test_accuracy"]))
+            meta["experts"] = _listing(accuracies)
             bar.update(cfg.epochs)
             continue
         torch.manual_seed(iteration_seed(cfg.seed, 1_000_000 * (k + 1)))
@@ -145,10 +163,9 @@ def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
         os.remove(partial_path)
         accuracies.append(acc)
         bar.set_postfix(test_accuracy=f"{acc:.3f}")
+        meta["experts"] = _listing(accuracies)
+        write_json_atomic(meta_path, meta)  # finished experts are usable at once
     bar.close()
-    meta["experts"] = [{"file": os.path.basename(_expert_path(out, k)), "test_accuracy": a}
-                       for k, a in enumerate(accuracies)]
-    write_json_atomic(meta_path, meta)
     return meta
 
 
@@ -157,11 +174,11 @@ def load_buffer(path: str, dataset: Optional[str], images: torch.Tensor, num_cla
     """The trajectories of a finished buffer, after checking that it was made for this data and model."""
     meta_path = os.path.join(path, "buffer.json")
     if not os.path.exists(meta_path):
-        raise FileNotFoundError(f"no expert buffer in {path!r}: make one with `kaleido buffer --dataset {dataset or 'NAME'} "
-                                f"--model {model} --out {path}`")
+        raise missing_buffer_error(path, dataset, model)
     meta = json.load(open(meta_path))
-    want = {"dataset": meta["dataset"] if dataset is None else dataset, "channels": images.shape[1], "size": list(images.shape[-2:]),
-            "num_classes": num_classes, "model": model, "width": width, "depth": depth}
+    want = {"dataset": meta["dataset"] if dataset is None else dataset, "channels": images.shape[1],
+            "size": list(images.shape[-2:]), "num_classes": num_classes, "model": model, "width": width,
+            "depth": depth}
     have = {"dataset": meta["dataset"], "channels": meta["channels"], "size": meta["size"],
             "num_classes": meta["num_classes"], "model": meta["config"]["model"],
             "width": meta["config"]["width"], "depth": meta["config"]["depth"]}

@@ -51,6 +51,8 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
     only identify the data (the experts saw them); MTT never reads them during distillation."""
     if cfg.syn_steps < 1 or cfg.expert_epochs < 1 or cfg.max_start_epoch < 1:
         raise ValueError("mtt: syn_steps, expert_epochs and max_start_epoch must be >= 1")
+    if not cfg.lr_init > 0:
+        raise ValueError(f"mtt: lr_init must be > 0, got {cfg.lr_init}")
     if not cfg.buffer:
         raise ValueError("mtt needs an expert buffer: make one with `kaleido buffer` and pass --buffer")
     trajectories = load_buffer(cfg.buffer, cfg.dataset, real_images, num_classes, cfg.model, cfg.width, cfg.depth)
@@ -60,8 +62,6 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
                          f"the {shortest} epochs the buffer's experts trained")
     device = syn_images.device
     images = syn_images.detach().clone().requires_grad_(True)
-    if not cfg.lr_init > 0:
-        raise ValueError(f"mtt: lr_init must be > 0, got {cfg.lr_init}")
     log_lr = torch.tensor(math.log(cfg.lr_init), device=device, requires_grad=True)
     opt = torch.optim.SGD([{"params": [images], "lr": cfg.lr_img}, {"params": [log_lr], "lr": cfg.lr_lr}],
                           momentum=cfg.momentum)
