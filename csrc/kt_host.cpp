@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kaleido/kt_index.h"
 #include "kaleido/kt_math.h"
 
 #include <cstdlib>
@@ -9,9 +10,10 @@
 
 namespace kaleido {
 
-bool force_int64_index() {
-  const char* flag = std::getenv("KALEIDO_FORCE_INT64_INDEX");
-  return flag != nullptr && std::strcmp(flag, "1") == 0;
+bool use_index32(const at::Tensor& x) {
+  const char* force64 = std::getenv("KALEIDO_FORCE_INT64_INDEX");
+  if (force64 != nullptr && std::strcmp(force64, "1") == 0) return false;
+  return index32_fits(x.size(0), x.size(1), x.size(2), x.size(3));
 }
 
 at::ScalarType accumulation_type(at::ScalarType t) {

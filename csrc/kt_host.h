@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <type_traits>
 
 namespace kaleido {
 
@@ -29,11 +30,16 @@ void check_image(const at::Tensor& x, const char* name);
 // Per-image mean over C, H, W in the accumulation dtype (the contrast pivot mu).
 at::Tensor image_means(const at::Tensor& x);
 
-// True when KALEIDO_FORCE_INT64_INDEX=1: run the 64-bit-index kernels even where 32 bits would do,
-// so the tests can check that path without tensors of 2^31 elements.
-bool force_int64_index();
+// Whether the kernels of either backend index x (N, C, H, W) with int32 (kaleido/kt_index.h).
+// KALEIDO_FORCE_INT64_INDEX=1 runs the int64 kernels even where int32 would do, so the tests can
+// check that path without tensors of 2^31 elements.
+bool use_index32(const at::Tensor& x);
 
 // Accumulation dtype: float64 for float64 input, float32 otherwise.
 at::ScalarType accumulation_type(at::ScalarType t);
+
+// The same in C++: acc_of<scalar_t> is what the kernels accumulate in.
+template <typename scalar_t>
+using acc_of = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
 }  // namespace kaleido

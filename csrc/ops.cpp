@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kaleido/kt_index.h"
 #include "kaleido/kt_math.h"
 
 #ifndef KALEIDO_CUDA_ARCH_LIST
@@ -57,5 +58,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "TORCH_CUDA_ARCH_LIST this module was built for (empty for CPU-only builds)");
   m.def("philox4x32_10", &philox4x32_10, "Philox4x32-10 block (counter[4], key[2]) -> 4 words");
   m.attr("max_fold_k") = kaleido::kMaxFoldK;
+  m.def("index32_fits", &kaleido::index32_fits,
+        "Whether both backends' kernels index an (N, C, H, W) tensor with int32 (kaleido/kt_index.h)");
+  m.attr("index32_limit") = kaleido::kIndex32Limit;
 }
 #endif  // KALEIDO_NO_PYTHON

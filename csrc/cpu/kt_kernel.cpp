@@ -11,7 +11,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -20,9 +19,6 @@
 
 namespace kaleido {
 namespace {
-
-template <typename scalar_t>
-using acc_of = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
 // The taps of one output row, one array per field, and the source coordinates they came from.
 template <typename acc_t, typename index_t>
@@ -197,8 +193,6 @@ void backward_images(const scalar_t* grad, acc_t* grad_x, const double* frows,
   });
 }
 
-bool fits_int32(int64_t plane) { return plane < std::numeric_limits<int32_t>::max() / 2 && !force_int64_index(); }
-
 at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, const at::Tensor& fold_k,
                             const at::Tensor& fold_center, const at::Tensor& fold_phase,
                             const at::Tensor& brightness, const at::Tensor& saturation,
@@ -222,7 +216,7 @@ at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, co
                                              means.const_data_ptr<acc_t>(), packed.rows, packed.padding,
                                              static_cast<uint64_t>(seed), N, C, H, W);
     };
-    fits_int32(H * W) ? run(int32_t{}) : run(int64_t{});
+    use_index32(x) ? run(int32_t{}) : run(int64_t{});
   });
   return out;
 }
@@ -251,7 +245,7 @@ at::Tensor kaleidoscope_backward_cpu(const at::Tensor& grad_in, const at::Tensor
                                                 packed.ints.const_data_ptr<int64_t>(), packed.rows, packed.padding,
                                                 N, C, H, W);
     };
-    fits_int32(H * W) ? run(int32_t{}) : run(int64_t{});
+    use_index32(grad) ? run(int32_t{}) : run(int64_t{});
   });
   return grad_acc.scalar_type() == grad.scalar_type() ? grad_acc : grad_acc.to(grad.scalar_type());
 }

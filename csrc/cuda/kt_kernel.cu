@@ -1,20 +1,32 @@
 // CUDA kernels: grid-stride loops over the header's pixel functions. blockIdx.y walks images,
 // so every thread of a block shares one parameter row and the per-image pivot reduction is
 // one atomic per block. The backward scatters with atomicAdd (not bitwise deterministic).
+// Without a GPU this file still runs in the tests, unchanged, through the host emulation of CUDA
+// in csrc/tests/cuda_emu (docs/cuda.md).
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
 #include <algorithm>
 
+#include "kaleido/kt_index.h"
 #include "kaleido/kt_math.h"
 #include "kt_launch.h"
+
+// Grid limits used by grid_for. A build may lower them through this macro: the host emulation of
+// CUDA in the tests does, so that small tensors take every grid-stride loop more than once.
+#ifndef KALEIDO_GRID_LIMIT
+#define KALEIDO_GRID_LIMIT(axis, production) (production)
+#endif
 
 namespace kaleido {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int64_t kMaxGridX = 4096;
 constexpr int64_t kMaxGridY = 65535;
+// The int32 kernels rely on a grid stride never carrying an index past int32 (index32_fits).
+static_assert(kThreads * kMaxGridX <= kIndex32Headroom, "grid stride beyond the int32 headroom");
 
 template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kThreads)
@@ -26,7 +38,7 @@ __global__ void __launch_bounds__(kThreads)
     const index_t r = rows == 1 ? 0 : n;
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
-    const index_t image = n * C * plane;
+    const int64_t image = static_cast<int64_t>(n) * C * plane;  // can pass int32 with the int32 kernels
     for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
          pixel += blockDim.x * gridDim.x) {
       const index_t i = pixel / W, j = pixel - i * W;
@@ -60,7 +72,7 @@ __global__ void __launch_bounds__(kThreads)
     const index_t r = rows == 1 ? 0 : n;
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
-    const index_t image = n * C * plane;
+    const int64_t image = static_cast<int64_t>(n) * C * plane;
     acc_t pivot = 0;
     for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
          pixel += blockDim.x * gridDim.x) {
@@ -94,16 +106,17 @@ __global__ void __launch_bounds__(kThreads)
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const acc_t share = pivot_gradient_share(p, pivot_sums[n], static_cast<int64_t>(per_image));
     if (share == acc_t(0)) continue;  // the same for the whole block
+    acc_t* image_grad = grad_x + static_cast<int64_t>(n) * per_image;
     for (index_t e = blockIdx.x * blockDim.x + threadIdx.x; e < per_image; e += blockDim.x * gridDim.x) {
-      grad_x[n * per_image + e] += share;
+      image_grad[e] += share;
     }
   }
 }
 
 dim3 grid_for(const LaunchShape& s) {
   const int64_t plane = s.H * s.W;
-  const int64_t blocks_x = std::min<int64_t>((plane + kThreads - 1) / kThreads, 4096);
-  const int64_t blocks_y = std::min<int64_t>(s.N, kMaxGridY);
+  const int64_t blocks_x = std::min<int64_t>((plane + kThreads - 1) / kThreads, KALEIDO_GRID_LIMIT(0, kMaxGridX));
+  const int64_t blocks_y = std::min<int64_t>(s.N, KALEIDO_GRID_LIMIT(1, kMaxGridY));
   return dim3(static_cast<unsigned>(std::max<int64_t>(blocks_x, 1)), static_cast<unsigned>(std::max<int64_t>(blocks_y, 1)));
 }
 
@@ -140,7 +153,9 @@ void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, con
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const int64_t per_image = s.C * s.H * s.W;
-  const dim3 pivot_grid(static_cast<unsigned>(std::min<int64_t>((per_image + kThreads - 1) / kThreads, 4096)), grid.y);
+  const dim3 pivot_grid(
+      static_cast<unsigned>(std::min<int64_t>((per_image + kThreads - 1) / kThreads, KALEIDO_GRID_LIMIT(0, kMaxGridX))),
+      grid.y);
   if (s.index32) {
     pivot_kernel<acc_t, int32_t><<<pivot_grid, kThreads, 0, stream>>>(
         grad_x, pivot_sums, frows, irows, static_cast<int32_t>(s.N), static_cast<int32_t>(per_image),

@@ -196,8 +196,9 @@ template <int kPadding, bool kFold, typename acc_t, typename index_t>
 KT_HD void source_coordinates(const SampleParams<acc_t>& p, index_t i, index_t j, index_t H, index_t W,
                               double* xs, double* ys) {
   const double fw = static_cast<double>(W), fh = static_cast<double>(H);
-  double u = static_cast<double>(2 * j + 1) / fw - 1.0;
-  double v = static_cast<double>(2 * i + 1) / fh - 1.0;
+  // 2 j + 1 in double: exact, and it cannot overflow index_t at any width.
+  double u = (2.0 * static_cast<double>(j) + 1.0) / fw - 1.0;
+  double v = (2.0 * static_cast<double>(i) + 1.0) / fh - 1.0;
   if (kFold) fold_unchecked(p, 0.5 * fw, 0.5 * fh, &u, &v);
   const double us = p.a00 * u + p.a01 * v + p.a02;
   const double vs = p.a10 * u + p.a11 * v + p.a12;
