@@ -1,0 +1,72 @@
+// The CUDA ops below the device guard and the stream: argument checks and packing, the 32-bit
+// rule, the dtype dispatch and the launches. Included by the CUDA registration (kt_cuda.cpp) and
+// by the host emulation of CUDA in the tests (csrc/tests/cuda_emu), so the emulated tests run
+// this code as well as the kernels.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Dispatch.h>
+
+#include <string>
+
+#include "../kt_host.h"
+#include "kt_launch.h"
+
+namespace kaleido {
+
+inline LaunchShape launch_shape(const at::Tensor& t, const PackedParams& packed) {
+  LaunchShape s;
+  s.N = t.size(0); s.C = t.size(1); s.H = t.size(2); s.W = t.size(3);
+  s.rows = packed.rows;
+  s.padding = packed.padding;
+  s.index32 = use_index32(t);
+  return s;
+}
+
+// An empty tensor reaches the launchers, which return before launching.
+inline at::Tensor kaleidoscope_on_stream(const at::Tensor& x_in, const at::Tensor& affine, const at::Tensor& fold_k,
+                                         const at::Tensor& fold_center, const at::Tensor& fold_phase,
+                                         const at::Tensor& brightness, const at::Tensor& saturation,
+                                         const at::Tensor& contrast, const at::Tensor& cutout,
+                                         const at::Tensor& noise_std, int64_t seed, const std::string& padding_mode,
+                                         cudaStream_t stream) {
+  const PackedParams packed = pack_params(x_in, affine, fold_k, fold_center, fold_phase, brightness,
+                                          saturation, contrast, cutout, noise_std, padding_mode);
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  const at::Tensor means = image_means(x);
+  const LaunchShape shape = launch_shape(x, packed);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "kaleidoscope_cuda", [&] {
+    using acc_t = acc_of<scalar_t>;
+    launch_forward<scalar_t, acc_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                                    packed.floats.const_data_ptr<double>(), packed.ints.const_data_ptr<int64_t>(),
+                                    means.const_data_ptr<acc_t>(), static_cast<uint64_t>(seed), shape, stream);
+  });
+  return out;
+}
+
+inline at::Tensor kaleidoscope_backward_on_stream(const at::Tensor& grad_in, const at::Tensor& affine,
+                                                  const at::Tensor& fold_k, const at::Tensor& fold_center,
+                                                  const at::Tensor& fold_phase, const at::Tensor& brightness,
+                                                  const at::Tensor& saturation, const at::Tensor& contrast,
+                                                  const at::Tensor& cutout, const at::Tensor& noise_std,
+                                                  const std::string& padding_mode, cudaStream_t stream) {
+  at::globalContext().alertNotDeterministic("kaleido_cuda::kaleidoscope_backward (CUDA atomic scatter)");
+  const PackedParams packed = pack_params(grad_in, affine, fold_k, fold_center, fold_phase, brightness,
+                                          saturation, contrast, cutout, noise_std, padding_mode);
+  const at::Tensor grad = grad_in.contiguous();
+  const auto acc_type = accumulation_type(grad.scalar_type());
+  at::Tensor grad_acc = at::zeros(grad.sizes(), grad.options().dtype(acc_type));
+  at::Tensor pivot_sums = at::zeros({grad.size(0)}, grad.options().dtype(acc_type));
+  const LaunchShape shape = launch_shape(grad, packed);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "kaleidoscope_backward_cuda", [&] {
+    using acc_t = acc_of<scalar_t>;
+    launch_backward<scalar_t, acc_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
+                                     pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<double>(),
+                                     packed.ints.const_data_ptr<int64_t>(), shape, stream);
+  });
+  return grad_acc.scalar_type() == grad.scalar_type() ? grad_acc : grad_acc.to(grad.scalar_type());
+}
+
+}  // namespace kaleido
