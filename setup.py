@@ -11,10 +11,13 @@ Environment:
 """
 import glob
 import os
-import platform
 import shutil
+import sys
 
 from setuptools import setup
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_flags import kernel_cxx_flags  # noqa: E402  (beside this file; also used by the tests)
 
 DEFAULT_ARCH_LIST = "8.0;9.0+PTX"  # Ampere, Hopper, and newer GPUs through the PTX JIT
 
@@ -40,32 +43,6 @@ def find_cuda_home():
         if _is_toolkit(home):
             return home
     return None
-
-
-def cpu_arch_flags():
-    """Vector ISA for the CPU kernels. The extension is built from source on the machine that runs
-    it, so the build uses what this machine's CPU has (AVX2/FMA: x86 CPUs since 2013-2015).
-    Set KALEIDO_CPU_ARCH=none to build a module that also runs on older CPUs."""
-    choice = os.environ.get("KALEIDO_CPU_ARCH", "auto").strip()
-    if choice == "none":
-        return []
-    if choice != "auto":
-        return choice.split()
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return []
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
-    flags = set(flags)
-    if not {"avx2", "fma"} <= flags:
-        return []
-    isa = ["-mavx2", "-mfma"]
-    avx512 = {"avx512f", "avx512dq", "avx512vl", "avx512bw"}
-    if avx512 <= flags:  # wider integer multiplies: the Philox noise runs about 1.7x faster
-        isa += ["-m" + f for f in sorted(avx512)]
-    return isa
 
 
 def want_cuda(cuda_home):
@@ -94,8 +71,7 @@ if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.i
 
 here = os.path.dirname(os.path.abspath(__file__))
 sources = ["csrc/ops.cpp", "csrc/kt_host.cpp", "csrc/cpu/kt_kernel.cpp"]
-# No errno and no FP traps: lets g++ if-convert and vectorise the branch-free math; results are unchanged.
-cxx_flags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"] + cpu_arch_flags()
+cxx_flags = kernel_cxx_flags() + ["-fopenmp"]
 nvcc_flags = ["-O3"]
 macros = []
 if with_cuda:

@@ -53,3 +53,17 @@ def tiny_classes(n_per_class=6, classes=3, size=16, seed=0):
     base = torch.rand(classes, 1, size, size, generator=g)
     images = base[labels] + 0.1 * torch.randn(len(labels), 1, size, size, generator=g)
     return images, labels
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many cases ran on the host emulation of CUDA (tests/test_cuda_kernels.py), and how long
+    they took: CI's log shows that the CUDA kernels were executed."""
+    counts, seconds = {}, 0.0
+    for outcome in ("passed", "failed", "error", "skipped"):
+        reports = [r for r in terminalreporter.stats.get(outcome, []) if "[emulated" in getattr(r, "nodeid", "")]
+        counts[outcome] = len({r.nodeid for r in reports})
+        seconds += sum(getattr(r, "duration", 0.0) for r in reports)
+    if any(counts.values()):
+        terminalreporter.write_line(
+            f"host-emulated CUDA kernels: {counts['passed']} cases passed, {counts['failed'] + counts['error']} "
+            f"did not, {counts['skipped']} skipped, {seconds:.0f} s (build included)")
