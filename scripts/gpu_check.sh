@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # GPU check, one command on a machine with a GPU and its own torch (no network needed):
-# builds the extension from source against that torch, runs the whole test suite (the CUDA tests
-# included), the op, augmentation and distillation-step benchmarks (CUDA rows), and writes everything
-# under $OUT (else benchmarks/results/).
-#   Missing packages (hypothesis for tests, kornia + kornia_rs for the benchmark) can come as wheels
-#   in .whl/ (see the device notes).
+# builds the extension from source against that torch, runs compute-sanitizer (memcheck, racecheck)
+# on a small case when it is there, the whole test suite (the CUDA tests included: the same cases
+# as the emulated CUDA tests, on the GPU), the op, augmentation and distillation-step benchmarks
+# (CUDA rows), and writes everything under $OUT (else benchmarks/results/).
+#   Missing packages (hypothesis for tests, ninja for the emulated CUDA tests, kornia + kornia_rs
+#   for the benchmark) can come as wheels in .whl/ (see the device notes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -25,7 +26,18 @@ TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16} KALEI
 log "built in $(( $(date +%s) - start )) s"
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 "$PY" -c "import json, kaleido_cuda; print(json.dumps(kaleido_cuda.build_info()))" | tee "$OUT/build_info.json"
-log "tests"
+SANITIZER=$(command -v compute-sanitizer || true)
+[ -z "$SANITIZER" ] && [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" ] && SANITIZER=${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer
+if [ -n "$SANITIZER" ]; then
+  for tool in memcheck racecheck; do
+    log "compute-sanitizer --tool $tool on scripts/sanitizer_case.py"
+    timeout 300 "$SANITIZER" --tool "$tool" --error-exitcode 9 "$PY" scripts/sanitizer_case.py > "$OUT/sanitizer_$tool.log" 2>&1
+    log "  $tool exit $? ($(grep -c '=========   ' "$OUT/sanitizer_$tool.log" || true) report lines; $OUT/sanitizer_$tool.log)"
+  done
+else
+  log "compute-sanitizer not found: memcheck and racecheck skipped"
+fi
+log "tests (the CUDA backend of tests/test_cuda_kernels.py runs the emulated tests' cases on the GPU)"
 "$PY" -m pytest -q -rs tests --junitxml="$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
 tests_rc=${PIPESTATUS[0]}
 log "benchmark"
