@@ -4,7 +4,8 @@ Output folder (every file written atomically):
     config.json           the run's configuration
     log.txt               what happened, with times
     checkpoint.pt         the loop's state, every few minutes (`--resume` continues from it)
-    synthetic.pt          {"images", "labels", "mean", "std", ...}: the distilled set (normalised)
+    synthetic.pt          {"images", "labels", "mean", "std", "init_indices", ...}: the distilled set
+                          (normalised) and the training images its initialisation selected
     init_grid.png, final_grid.png   one row per class
     nearest_grid.png      each synthetic image beside its nearest training image (by SSIM)
     metrics.json          accuracy, baselines, privacy, timing
@@ -191,8 +192,10 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     log.info(f"distilled {len(history.losses)} iterations in {time.perf_counter() - start:.0f} s this session; "
              f"loss {history.losses[0] if history.losses else float('nan'):.4g} -> "
              f"{history.losses[-1] if history.losses else float('nan'):.4g}")
+    # The training images the initialisation started from: the canaries of a membership audit.
+    init_indices = [] if cfg.init == "noise" else select_real(y, cfg.ipc, ds.num_classes, cfg.seed).tolist()
     with atomic_path(os.path.join(out, "synthetic.pt")) as tmp:
         torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
-                    "dataset": cfg.dataset, "losses": history.losses, **learned}, tmp)
+                    "dataset": cfg.dataset, "losses": history.losses, "init_indices": init_indices, **learned}, tmp)
     save_class_grid(ds.denormalise(images.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "final_grid.png"))
     return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), timing, progress)

@@ -12,9 +12,9 @@ from kaleido_cuda.data import load_dataset
 from kaleido_cuda.distill import DCConfig, DMConfig, distill_dc, distill_dm
 from kaleido_cuda.distill.dc import gradient_distance, loops_for
 from kaleido_cuda.evaluate import EvalConfig, evaluate_set
-from kaleido_cuda.init import initialize
+from kaleido_cuda.init import initialize, select_real
 from kaleido_cuda.models import MODELS, default_depth, get_model
-from kaleido_cuda.privacy import nearest_neighbours, pairwise_ssim
+from kaleido_cuda.privacy import membership_split, nearest_neighbours, pairwise_ssim
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +261,11 @@ def test_cli_distill_writes_every_output_and_eval_rereads_it(tmp_path, capsys):
     assert m["timing"]["seconds_per_iteration"] > 0
     saved = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)
     assert saved["images"].shape == (10, 1, 32, 32)
+    # The canaries of a membership audit: the training images the (KT) initialisation selected.
+    ds = load_dataset("digits")
+    assert saved["init_indices"] == select_real(ds.train_labels, 1, 10, seed=0).tolist()
+    split = membership_split(ds, saved["init_indices"])
+    assert torch.equal(split.canary_labels, torch.arange(10)) and len(split.nonmember_images) == 540
     assert cli.main(["eval", out, "--eval-epochs", "1", "--eval-runs", "2", "--no-baselines", "--quiet"]) == 0
     assert len(json.load(open(os.path.join(out, "metrics.json")))["accuracy"]["runs"]) == 2
     assert "accuracy" in capsys.readouterr().out

@@ -1,0 +1,147 @@
+"""Membership-inference building blocks: the figures (AUC, TPR at low FPR), the empirical epsilon
+bound, data and model attack scores, and LiRA's Gaussian tests, on inputs whose answer is known."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kaleido_cuda.privacy import attack_metrics, data_attack_scores, epsilon_lower_bound, lira_scores, model_scores
+from kaleido_cuda.privacy.epsilon import clopper_pearson_upper, epsilon_at
+
+pytest.importorskip("sklearn")
+pytest.importorskip("scipy")
+
+
+def test_metrics_of_a_perfect_and_of_a_blind_attack():
+    rng = np.random.default_rng(0)
+    perfect = attack_metrics(rng.normal(10, 1, 500), rng.normal(0, 1, 2000))
+    assert perfect["auc"] == 1.0 and perfect["tpr_at_1pct_fpr"] == 1.0 and perfect["tpr_at_0.1pct_fpr"] == 1.0
+    blind = attack_metrics(rng.normal(0, 1, 5000), rng.normal(0, 1, 5000))
+    assert abs(blind["auc"] - 0.5) < 0.02
+    assert blind["tpr_at_1pct_fpr"] < 0.03 and blind["resolved_0.1pct"]
+
+
+def test_tpr_at_low_fpr_by_hand():
+    # 200 non-members scored 0..199; members: 3 above every non-member, 1 between the top two
+    # non-members, the rest low. At FPR <= 1% (2 of 200 false positives) the threshold may pass
+    # the top two non-members: 4 of 10 members are caught; at FPR 0.1% (unresolved with 200
+    # non-members) only the 3 above all of them.
+    nonmembers = np.arange(200.0)
+    members = np.array([500, 400, 300, 198.5] + [-1.0] * 6)
+    m = attack_metrics(members, nonmembers)
+    assert m["tpr_at_1pct_fpr"] == pytest.approx(0.4)
+    assert m["tpr_at_0.1pct_fpr"] == pytest.approx(0.3)
+    assert m["resolved_1pct"] and not m["resolved_0.1pct"]
+    assert m["members"] == 10 and m["nonmembers"] == 200
+
+
+def test_metrics_refuse_empty_or_non_finite_scores():
+    with pytest.raises(ValueError, match="no member"):
+        attack_metrics([], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        attack_metrics([1.0, float("nan")], [0.0])
+
+
+def test_clopper_pearson_and_the_epsilon_of_known_rates():
+    assert clopper_pearson_upper(0, 100) == pytest.approx(1 - 0.025 ** (1 / 100), rel=1e-9)
+    assert clopper_pearson_upper(100, 100) == 1.0
+    # A test with FPR 1% and FNR 50% proves log(0.5 / 0.01) = log 50 (delta -> 0).
+    assert epsilon_at(0.01, 0.5, 0.0) == pytest.approx(math.log(50))
+    assert epsilon_at(0.5, 0.5, 1e-5) == 0.0
+
+
+def test_epsilon_bound_large_for_a_perfect_attack_and_zero_for_a_blind_one():
+    rng = np.random.default_rng(1)
+    strong = epsilon_lower_bound(rng.normal(10, 1, 1000), rng.normal(0, 1, 1000))
+    # 500 held-out of each, no error: the bound is log((1 - fnr_hi) / fpr_hi), fpr_hi = CP(0, 500).
+    cp = clopper_pearson_upper(0, 500)
+    assert strong["epsilon_lb"] == pytest.approx(math.log((1 - 1e-5 - cp) / cp), rel=1e-6)
+    blind = epsilon_lower_bound(rng.normal(0, 1, 1000), rng.normal(0, 1, 1000))
+    assert blind["epsilon_lb"] < 0.3
+
+
+def test_epsilon_threshold_is_chosen_on_the_other_half():
+    # Members and non-members from one distribution: choosing the best threshold on the same
+    # examples finds a spurious gap, the held-out half does not confirm it.
+    rng = np.random.default_rng(2)
+    results = [epsilon_lower_bound(rng.normal(0, 1, 40), rng.normal(0, 1, 40), seed=s)["epsilon_lb"] for s in range(20)]
+    assert np.mean(results) < 0.2
+
+
+def test_data_attack_finds_copies():
+    g = torch.Generator().manual_seed(0)
+    candidates = torch.rand(12, 1, 16, 16, generator=g)
+    synthetic = torch.cat([candidates[:3], torch.rand(5, 1, 16, 16, generator=g)])
+    scores = data_attack_scores(candidates, synthetic)
+    assert torch.allclose(scores["ssim"][:3], torch.ones(3), atol=1e-5)
+    assert torch.all(scores["neg_l2"][:3] == 0)
+    assert scores["ssim"][3:].max() < 0.5 and scores["neg_l2"][3:].max() < -1
+    with pytest.raises(ValueError, match="one shape"):
+        data_attack_scores(candidates, torch.rand(2, 3, 16, 16))
+
+
+def test_model_scores_match_their_definitions():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4))
+    x, y = torch.randn(9, 1, 4, 4), torch.randint(0, 4, (9,))
+    s = model_scores(model, x, y, batch_size=4)
+    p = model(x).double().softmax(1).gather(1, y[:, None]).squeeze(1)
+    torch.testing.assert_close(s["logit_conf"].double(), torch.log(p / (1 - p)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s["neg_loss"].double(), torch.log(p), atol=1e-5, rtol=1e-5)
+
+
+def test_model_scores_stay_finite_when_confidence_rounds_to_one():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.copy_(torch.tensor([80.0, -80.0]))
+    s = model_scores(model, torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]))
+    assert torch.isfinite(s["logit_conf"]).all()
+    assert float(s["logit_conf"][0]) == pytest.approx(160.0) and float(s["logit_conf"][1]) == pytest.approx(-160.0)
+
+
+def _shadow_world(m=400, k=16, shift=2.0, seed=0):
+    """Candidates with their own difficulty; training on one raises its statistic by `shift`.
+    Shadows each train on a random half; the target trains on the first half of the candidates."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 3, m)
+    in_mask = rng.random((k, m)) < 0.5
+    shadow = difficulty + shift * in_mask + rng.normal(0, 0.5, (k, m))
+    member = np.arange(m) < m // 2
+    target = difficulty + shift * member + rng.normal(0, 0.5, m)
+    return target, shadow, in_mask, member
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_lira_beats_a_global_threshold_when_examples_differ(online):
+    target, shadow, in_mask, member = _shadow_world()
+    lira = attack_metrics(*(lambda s: (s[member], s[~member]))(lira_scores(target, shadow, in_mask, online=online)))
+    threshold = attack_metrics(target[member], target[~member])  # the same statistic, no calibration
+    assert lira["auc"] > 0.95 and threshold["auc"] < 0.75
+    assert lira["tpr_at_1pct_fpr"] > 0.5 > threshold["tpr_at_1pct_fpr"]
+
+
+def test_lira_refuses_candidates_without_shadows_and_bad_shapes():
+    target, shadow, in_mask, _ = _shadow_world(m=10, k=4)
+    in_mask[:, 0] = True  # candidate 0 is in every shadow: no 'out' fit
+    with pytest.raises(ValueError, match="no 'out' shadow"):
+        lira_scores(target, shadow, in_mask)
+    with pytest.raises(ValueError, match="shape"):
+        lira_scores(target[:5], shadow, in_mask)
+
+
+def test_membership_split_refuses_indices_outside_the_training_split():
+    from types import SimpleNamespace
+
+    from kaleido_cuda.privacy import membership_split
+
+    ds = SimpleNamespace(name="toy", train_images=torch.zeros(5, 1, 2, 2), train_labels=torch.arange(5),
+                         test_images=torch.ones(3, 1, 2, 2), test_labels=torch.arange(3))
+    split = membership_split(ds, [4, 0])
+    assert split.canary_labels.tolist() == [4, 0] and len(split.nonmember_images) == 3
+    assert membership_split(ds, []).canaries.numel() == 0
+    with pytest.raises(ValueError, match="must lie in"):
+        membership_split(ds, [5])
+    with pytest.raises(ValueError, match="repeat"):
+        membership_split(ds, [1, 1])
