@@ -83,6 +83,23 @@ def _eval(args):
     return 0
 
 
+def _audit(args):
+    from .privacy.audit import AuditConfig, audit_run
+
+    cfg = AuditConfig(attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()), models=args.models,
+                      epochs=args.epochs, delta=args.delta, seed=args.seed)
+    report = audit_run(args.run, cfg, progress=not args.quiet)
+    for name, f in report["attacks"].items():
+        c = f["canaries"]
+        canary = f", canaries AUC {c['auc']:.3f}, TPR@1%FPR {c['tpr_at_1pct_fpr']:.3f}" if c else ""
+        print(f"{name:18s} AUC {f['all']['auc']:.3f}, TPR@1%FPR {f['all']['tpr_at_1pct_fpr']:.3f}{canary}")
+    best = report["epsilon_lb"]
+    if best:
+        print(f"epsilon >= {best['epsilon_lb']:.2f} (delta {cfg.delta:g}, strongest canary attack: {best['attack']})")
+    print(f"results in {args.run}/audit.json, audit.md, audit_roc.png")
+    return 0
+
+
 def _quickstart(args):
     from .quickstart import run_quickstart
 
@@ -172,6 +189,16 @@ def main(argv=None) -> int:
     e.add_argument("run", help="the run's output folder")
     _add_eval_options(e)
     e.set_defaults(func=_eval)
+
+    a = sub.add_parser("audit", help="membership inference against a finished run's distilled set")
+    a.add_argument("run", help="the run's output folder (from `kaleido distill`)")
+    a.add_argument("--attacks", default="data,model", help="comma-separated: data, model (default both)")
+    a.add_argument("--models", type=int, default=2, help="target models for the model attacks (default 2)")
+    a.add_argument("--epochs", type=int, default=None, help="their epochs (default: the run's evaluation epochs)")
+    a.add_argument("--delta", type=float, default=1e-5, help="delta of the epsilon lower bound (default 1e-5)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=_audit)
 
     q = sub.add_parser("quickstart", help="the README's main job: DM on the digits from KT and from real init, compared")
     q.add_argument("--out", default="runs/quickstart")

@@ -145,3 +145,37 @@ def test_membership_split_refuses_indices_outside_the_training_split():
         membership_split(ds, [5])
     with pytest.raises(ValueError, match="repeat"):
         membership_split(ds, [1, 1])
+
+
+def test_audit_of_a_real_init_run_finds_the_canaries(tmp_path, capsys):
+    """A run from real images, distilled one step: its images are near-copies of the canaries,
+    and the data attack says so; the outputs are written."""
+    import json
+    import os
+
+    from kaleido_cuda import cli
+
+    out = str(tmp_path / "real")
+    assert cli.main(["distill", "--ipc", "2", "--init", "real", "--iterations", "1", "--batch-real", "8",
+                     "--eval-epochs", "1", "--eval-runs", "1", "--no-baselines", "--out", out, "--quiet"]) == 0
+    assert cli.main(["audit", out, "--models", "1", "--epochs", "2", "--quiet"]) == 0
+    report = json.load(open(os.path.join(out, "audit.json")))
+    assert report["canaries"] == 20 and report["members"] == 1257 and report["nonmembers"] == 540
+    assert report["attacks"]["data_ssim"]["canaries"]["auc"] > 0.95
+    assert report["attacks"]["data_neg_l2"]["canaries"]["tpr_at_1pct_fpr"] > 0.9
+    assert report["attacks"]["data_ssim"]["all"]["auc"] < 0.6  # 20 of 1,257 members are in the set
+    assert set(report["attacks"]) == {"data_ssim", "data_neg_l2", "model_neg_loss", "model_logit_conf"}
+    assert report["epsilon_lb"]["epsilon_lb"] > 1
+    assert "membership" in json.load(open(os.path.join(out, "metrics.json")))
+    assert os.path.getsize(os.path.join(out, "audit_roc.png")) > 1000
+    assert "epsilon >=" in capsys.readouterr().out
+
+
+def test_audit_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
+    from kaleido_cuda import cli
+
+    assert cli.main(["audit", str(tmp_path), "--quiet"]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+    assert cli.main(["audit", str(tmp_path), "--attacks", "lira", "--quiet"]) == 2
+    assert "unknown attack" in capsys.readouterr().err
+    assert not any(p.name.startswith("audit") for p in tmp_path.iterdir())

@@ -1,0 +1,209 @@
+"""`kaleido audit RUN`: membership inference against a finished run's distilled set.
+
+Members are the training images the distillation read, non-members the held-out test split, and
+the canaries the members its initialisation selected (membership.py). Attacks:
+- 'data': on the released images alone, each candidate's largest SSIM and negated smallest L2 to
+  any synthetic image (attacks.data_attack_scores);
+- 'model': `models` ConvNets trained on the synthetic set with the run's evaluation protocol; each
+  candidate's negated loss and LiRA's logit-scaled confidence, averaged over the models.
+Every attack is reported for all members and for the canaries, against all non-members (AUC, TPR
+at 1% and 0.1% FPR), with the empirical epsilon lower bound on the canaries (delta 1e-5); the
+audit's headline epsilon is the largest of those. LiRA with shadow pipelines is not part of this
+command yet.
+
+Outputs in RUN: audit.json, audit.md, audit_roc.png, and a "membership" section in metrics.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..atomic import atomic_path, write_json_atomic, write_text_atomic
+from ..data import load_dataset
+from ..evaluate import train_model
+from ..init import select_real
+from .attacks import data_attack_scores, model_scores
+from .epsilon import epsilon_lower_bound
+from .membership import membership_split
+from .metrics import attack_metrics
+
+ATTACKS = ("data", "model")
+
+
+@dataclass
+class AuditConfig:
+    attacks: Tuple[str, ...] = ATTACKS
+    models: int = 2                 # target models for the model attacks
+    epochs: Optional[int] = None    # their epochs (default: the run's evaluation epochs)
+    delta: float = 1e-5
+    seed: int = 0
+
+    def check(self) -> None:
+        unknown = [a for a in self.attacks if a not in ATTACKS]
+        if unknown or not self.attacks:
+            raise ValueError(f"unknown attack(s) {unknown or '(none given)'}; choose from {', '.join(ATTACKS)}")
+        if self.models < 1:
+            raise ValueError(f"--models must be at least 1, got {self.models}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"--delta must lie in (0, 1), got {self.delta}")
+
+
+def _load_run(out: str):
+    from ..run import RunConfig
+
+    paths = {name: os.path.join(out, name) for name in ("config.json", "synthetic.pt")}
+    for name, path in paths.items():
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{out} is not a finished run: it has no {name} (make one with `kaleido distill`)")
+    cfg = RunConfig.from_dict(json.load(open(paths["config.json"])))
+    saved = torch.load(paths["synthetic.pt"], map_location="cpu", weights_only=False)
+    return cfg, saved
+
+
+def _canaries(cfg, saved, ds) -> Tuple[list, str]:
+    if "init_indices" in saved:
+        return list(saved["init_indices"]), "synthetic.pt"
+    if cfg.init == "noise":
+        return [], "none (noise initialisation)"
+    # Runs made before init_indices was recorded: the selection is a function of (labels, ipc, seed).
+    return select_real(ds.train_labels, cfg.ipc, ds.num_classes, cfg.seed).tolist(), "recomputed from config.json"
+
+
+def _figures(member: torch.Tensor, nonmember: torch.Tensor, canaries: torch.Tensor, delta: float) -> dict:
+    out = {"all": attack_metrics(member, nonmember), "canaries": None, "epsilon": None}
+    if canaries.numel() >= 2:
+        out["canaries"] = attack_metrics(member[canaries], nonmember)
+        out["epsilon"] = epsilon_lower_bound(member[canaries].numpy(), nonmember.numpy(), delta=delta)
+    return out
+
+
+def _model_statistics(cfg, saved, ds, split, audit: AuditConfig, progress: bool) -> Dict[str, torch.Tensor]:
+    """Each model statistic for members then non-members, averaged over the target models."""
+    from tqdm import tqdm
+
+    device = torch.device(cfg.device)
+    eval_cfg = dataclasses.replace(cfg.eval, epochs=audit.epochs or cfg.eval.epochs)
+    if "lr" in saved:  # MTT's learned rate, as its evaluation uses
+        eval_cfg = dataclasses.replace(eval_cfg, lr=float(saved["lr"]))
+    images, labels = saved["images"].to(device), saved["labels"].to(device)
+    candidates = torch.cat([split.member_images, split.nonmember_images]).to(device)
+    candidate_labels = torch.cat([split.member_labels, split.nonmember_labels]).to(device)
+    totals: Dict[str, torch.Tensor] = {}
+    bar = tqdm(total=audit.models * eval_cfg.epochs, desc="audit: target models (x epochs)", disable=not progress,
+               leave=False)
+    for k in range(audit.models):
+        model = train_model(images, labels, ds.num_classes, eval_cfg, seed=audit.seed + k,
+                            on_epoch=lambda _: bar.update(1))
+        for name, s in model_scores(model, candidates, candidate_labels).items():
+            totals[name] = totals.get(name, 0) + s / audit.models
+    bar.close()
+    return totals
+
+
+def _roc_plot(path: str, curves: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    colours = {}
+    for (name, group), (member, nonmember) in curves.items():
+        y = torch.cat([torch.ones(len(member)), torch.zeros(len(nonmember))]).numpy()
+        fpr, tpr, _ = roc_curve(y, torch.cat([member, nonmember]).numpy())
+        colour = colours.setdefault(name, f"C{len(colours)}")  # one colour per attack
+        ax.plot(fpr, tpr, ls="-" if group == "all" else "--", color=colour, label=f"{name} ({group})")
+    floor = 1e-4
+    ax.plot([floor, 1], [floor, 1], color="grey", lw=0.8, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(floor, 1)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("membership inference (solid: all members, dashed: canaries)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _markdown(out: str, report: dict) -> str:
+    lines = [f"# Membership audit of {out}", "",
+             f"{report['members']} members ({report['canaries']} canaries: the initialisation's images, "
+             f"{report['canaries_source']}), {report['nonmembers']} non-members (held-out split).", "",
+             "| attack | AUC (all) | TPR@1% (all) | AUC (canaries) | TPR@1% (canaries) | TPR@0.1% (canaries) | "
+             "epsilon lower bound (canaries) |", "|---|---|---|---|---|---|---|"]
+    for name, f in report["attacks"].items():
+        c, e = f["canaries"], f["epsilon"]
+        cells = [f"{f['all']['auc']:.3f}", f"{f['all']['tpr_at_1pct_fpr']:.3f}"]
+        cells += [f"{c['auc']:.3f}", f"{c['tpr_at_1pct_fpr']:.3f}",
+                  f"{c['tpr_at_0.1pct_fpr']:.3f}" + ("" if c["resolved_0.1pct"] else " (unresolved)")] if c else ["-"] * 3
+        cells += [f"{e['epsilon_lb']:.2f}" if e else "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    best = report.get("epsilon_lb")
+    lines += ["", f"Strongest canary attack: {best['attack']}, epsilon >= {best['epsilon_lb']:.2f} at delta "
+                  f"{report['config']['delta']:g} (95% Clopper-Pearson)." if best else "No canaries: no epsilon bound.",
+              "TPR at 0.1% FPR needs 1,000 non-members to be resolved; with fewer it is the TPR at zero false "
+              "positives.", "LiRA with shadow pipelines is not part of this audit."]
+    return "\n".join(lines) + "\n"
+
+
+def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = True) -> dict:
+    """Audits the run in `out`, writes audit.json/.md/_roc.png and metrics.json's "membership"."""
+    audit = audit or AuditConfig()
+    audit.check()
+    cfg, saved = _load_run(out)
+    ds = load_dataset(cfg.dataset, cfg.data_root)
+    canary_list, canary_source = _canaries(cfg, saved, ds)
+    split = membership_split(ds, canary_list)
+    m = len(split.member_images)
+    statistics: Dict[str, torch.Tensor] = {}
+    timing = {}
+    if "data" in audit.attacks:
+        t0 = time.perf_counter()
+        candidates01 = ds.denormalise(torch.cat([split.member_images, split.nonmember_images]))
+        for name, s in data_attack_scores(candidates01, ds.denormalise(saved["images"])).items():
+            statistics[f"data_{name}"] = s
+        timing["data_seconds"] = time.perf_counter() - t0
+        if progress:
+            print(f"audit: data attacks done ({timing['data_seconds']:.0f} s)", flush=True)
+    if "model" in audit.attacks:
+        t0 = time.perf_counter()
+        for name, s in _model_statistics(cfg, saved, ds, split, audit, progress).items():
+            statistics[f"model_{name}"] = s
+        timing["model_seconds"] = time.perf_counter() - t0
+        if progress:
+            print(f"audit: model attacks done ({timing['model_seconds']:.0f} s)", flush=True)
+    attacks = {name: _figures(s[:m].double(), s[m:].double(), split.canaries, audit.delta)
+               for name, s in statistics.items()}
+    bounds = [(f["epsilon"]["epsilon_lb"], name) for name, f in attacks.items() if f["epsilon"]]
+    report = {"run": out, "config": asdict(audit), "members": m, "nonmembers": len(split.nonmember_images),
+              "canaries": int(split.canaries.numel()), "canaries_source": canary_source, "attacks": attacks,
+              "epsilon_lb": ({"epsilon_lb": max(bounds)[0], "attack": max(bounds)[1]} if bounds else None),
+              "timing": timing}
+    write_json_atomic(os.path.join(out, "audit.json"), report)
+    curves = {}
+    for name, s in statistics.items():
+        curves[(name, "all")] = (s[:m], s[m:])
+        if split.canaries.numel():
+            curves[(name, "canaries")] = (s[:m][split.canaries], s[m:])
+    _roc_plot(os.path.join(out, "audit_roc.png"), curves)
+    write_text_atomic(os.path.join(out, "audit.md"), _markdown(out, report))
+    metrics_path = os.path.join(out, "metrics.json")
+    if os.path.exists(metrics_path):
+        metrics = json.load(open(metrics_path))
+        metrics["membership"] = {k: report[k] for k in ("config", "members", "nonmembers", "canaries", "attacks",
+                                                        "epsilon_lb")}
+        write_json_atomic(metrics_path, metrics)
+    return report
