@@ -12,6 +12,7 @@ Output folder (every file written atomically):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -89,18 +90,38 @@ def _logger(out: str) -> logging.Logger:
     return log
 
 
-def _baselines(cfg: RunConfig, ds, device) -> dict:
+@contextlib.contextmanager
+def _stage(name: str, total_epochs: int, progress: bool):
+    """A progress bar over a stage's training epochs (models x epochs), then one line with its time:
+    without them, evaluation and baselines ran for minutes with nothing on the terminal."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    bar = tqdm(total=total_epochs, desc=name, unit="epoch", disable=not progress or total_epochs == 0, leave=False)
+    try:
+        yield lambda _epoch: bar.update(1)
+    finally:
+        bar.close()
+    if progress:
+        print(f"{name}: done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _baselines(cfg: RunConfig, ds, device, progress: bool = False) -> dict:
     """'random_real': a random real subset of the same IPC (a new subset per evaluation model);
     'full': the whole training set, trained for cfg.full_epochs epochs."""
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
     tx, ty = ds.test_images.to(device), ds.test_labels.to(device)
     runs = []
-    for r in range(cfg.eval.runs):
-        idx = select_real(ds.train_labels, cfg.ipc, ds.num_classes, seed=cfg.seed + 1000 + r).to(device)
-        one = dataclasses.replace(cfg.eval, runs=1)
-        runs.append(evaluate_set(x[idx], y[idx], tx, ty, ds.num_classes, one, seed=cfg.seed + r).accuracies[0])
+    with _stage(f"baseline: random real subsets ({cfg.eval.runs} models)", cfg.eval.runs * cfg.eval.epochs,
+                progress) as tick:
+        for r in range(cfg.eval.runs):
+            idx = select_real(ds.train_labels, cfg.ipc, ds.num_classes, seed=cfg.seed + 1000 + r).to(device)
+            one = dataclasses.replace(cfg.eval, runs=1)
+            runs.append(evaluate_set(x[idx], y[idx], tx, ty, ds.num_classes, one, seed=cfg.seed + r,
+                                     progress=tick).accuracies[0])
     full_cfg = dataclasses.replace(cfg.eval, runs=1, epochs=cfg.full_epochs)
-    full = evaluate_set(x, y, tx, ty, ds.num_classes, full_cfg, seed=cfg.seed)
+    with _stage("baseline: full training set", cfg.full_epochs, progress) as tick:
+        full = evaluate_set(x, y, tx, ty, ds.num_classes, full_cfg, seed=cfg.seed, progress=tick)
     return {"random_real": EvalResult(runs).as_dict(), "full": {"mean": full.mean, "epochs": cfg.full_epochs}}
 
 
@@ -141,16 +162,18 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     t0 = time.perf_counter()
-    acc = evaluate_set(images.to(device), labels.to(device), ds.test_images.to(device), ds.test_labels.to(device),
-                       ds.num_classes, cfg.eval, seed=cfg.seed)
+    with _stage(f"evaluation ({cfg.eval.runs} models)", cfg.eval.runs * cfg.eval.epochs, progress) as tick:
+        acc = evaluate_set(images.to(device), labels.to(device), ds.test_images.to(device), ds.test_labels.to(device),
+                           ds.num_classes, cfg.eval, seed=cfg.seed, progress=tick)
     log.info(f"accuracy {acc.mean:.4f} +- {acc.std:.4f} over {cfg.eval.runs} models ({time.perf_counter() - t0:.0f} s)")
     metrics = {"accuracy": acc.as_dict(), "eval": asdict(cfg.eval)}
     if cfg.baselines:
         t0 = time.perf_counter()
-        metrics["baselines"] = _baselines(cfg, ds, device)
+        metrics["baselines"] = _baselines(cfg, ds, device, progress)
         log.info(f"baselines {json.dumps(metrics['baselines'])} ({time.perf_counter() - t0:.0f} s)")
     t0 = time.perf_counter()
-    metrics["privacy"] = privacy_report(images, ds, out)
+    with _stage("privacy: nearest neighbours", 0, progress):
+        metrics["privacy"] = privacy_report(images, ds, out)
     log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
     metrics["timing"] = timing
     metrics["machine"] = machine_stamp(cfg.device)
