@@ -191,23 +191,23 @@ T shfl_down_sync(int line, unsigned mask, T var, unsigned delta, int width = kWa
   std::unique_lock<std::mutex> lock(b.mu);
   if (b.aborted) throw KernelAbort{};
   Warp& w = *b.warps[tl_thread / kWarpSize];
-  const std::string where = "__shfl_down_sync on line " + std::to_string(line) + " (" + thread_name() + ", lane " +
-                            std::to_string(lane) + "): ";
-  if (width != static_cast<int>(kWarpSize)) fail_locked(b, where + "only width 32 is emulated");
+  auto fail = [&](const std::string& what) {  // the message is built only for an error
+    fail_locked(b, "__shfl_down_sync on line " + std::to_string(line) + " (" + thread_name() + ", lane " +
+                       std::to_string(lane) + "): " + what);
+  };
+  if (width != static_cast<int>(kWarpSize)) fail("only width 32 is emulated");
   const unsigned existing = w.lanes == kWarpSize ? 0xffffffffu : (1u << w.lanes) - 1u;
-  if (!((mask >> lane) & 1u)) fail_locked(b, where + "the calling lane is not in the mask");
-  if (mask & ~existing) fail_locked(b, where + "the mask names lanes that do not exist in this warp");
+  if (!((mask >> lane) & 1u)) fail("the calling lane is not in the mask");
+  if (mask & ~existing) fail("the mask names lanes that do not exist in this warp");
   const unsigned src = lane + delta;
-  if (src < kWarpSize && !((mask >> src) & 1u)) {
-    fail_locked(b, where + "reads lane " + std::to_string(src) + ", which is not in the mask");
-  }
+  if (src < kWarpSize && !((mask >> src) & 1u)) fail("reads lane " + std::to_string(src) + ", which is not in the mask");
   if (w.arrived > 0 && (w.mask != mask || w.line != line)) {
-    fail_locked(b, where + "lanes of one warp are in different exchanges (the other: line " + std::to_string(w.line) +
-                       ", mask " + std::to_string(w.mask) + ")");
+    fail("lanes of one warp are in different exchanges (the other: line " + std::to_string(w.line) + ", mask " +
+         std::to_string(w.mask) + ")");
   }
   for (unsigned l = 0; l < w.lanes; ++l) {
     if (((mask >> l) & 1u) && b.left[tl_thread - lane + l]) {
-      fail_locked(b, where + "lane " + std::to_string(l) + " named in the mask has left the kernel");
+      fail("lane " + std::to_string(l) + " named in the mask has left the kernel");
     }
   }
   w.mask = mask;
