@@ -14,6 +14,12 @@ everything it would have alone, so the result equals K calls of train_model with
   as torch.optim.SGD and MultiStepLR compute them.
 Models with buffers (batch norm) are refused: their running statistics are updated in place,
 which vmap does not carry.
+
+Measured on this project's 2-core CPU (benchmarks/results/bench_batched_cpu.md): 8 ConvNets
+together are 3-5x *slower* than one after another. One model's batch already keeps both cores
+busy, and vmap turns the convolutions into grouped ones and the instance norm into a chain of
+elementwise ops that cost more than they save. Nothing uses this on the CPU for that reason; on a
+GPU, where one small model leaves most of the device idle, it is unmeasured.
 """
 from __future__ import annotations
 
