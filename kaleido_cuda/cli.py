@@ -84,11 +84,32 @@ def _eval(args):
 
 
 def _audit(args):
-    from .privacy.audit import AuditConfig, audit_run
+    import torch
+
+    from .privacy.audit import AuditConfig, audit_run, audit_set
 
     cfg = AuditConfig(attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()), models=args.models,
                       epochs=args.epochs, delta=args.delta, seed=args.seed)
-    report = audit_run(args.run, cfg, progress=not args.quiet)
+    cfg.check()
+    if (args.run is None) == (args.synthetic is None):
+        raise ValueError("give a run folder, or --synthetic FILE with --dataset NAME (not both)")
+    if args.run is not None:
+        report, out = audit_run(args.run, cfg, progress=not args.quiet), args.run
+    else:
+        from .data import load_dataset
+        from .evaluate import EvalConfig
+        from .privacy.foreign import load_foreign_set
+
+        if args.dataset is None:
+            raise ValueError("--synthetic needs --dataset NAME: the data the set was distilled from")
+        ds = load_dataset(args.dataset, args.data_root)
+        images, labels = load_foreign_set(args.synthetic, ds, args.pixel_range, args.index)
+        out = args.out or os.path.dirname(os.path.abspath(args.synthetic))
+        print("audit: a set made elsewhere: its initialisation images are unknown, so there are no canaries; "
+              "data and model attacks only", flush=True)
+        report = audit_set(out, images, labels, ds, [], "none (a set made elsewhere: its initialisation is unknown)",
+                           EvalConfig(epochs=args.epochs or EvalConfig.epochs), torch.device(args.device), cfg,
+                           progress=not args.quiet)
     for name, f in report["attacks"].items():
         c = f["canaries"]
         canary = f", canaries AUC {c['auc']:.3f}, TPR@1%FPR {c['tpr_at_1pct_fpr']:.3f}" if c else ""
@@ -96,7 +117,7 @@ def _audit(args):
     best = report["epsilon_lb"]
     if best:
         print(f"epsilon >= {best['epsilon_lb']:.2f} (delta {cfg.delta:g}, strongest canary attack: {best['attack']})")
-    print(f"results in {args.run}/audit.json, audit.md, audit_roc.png")
+    print(f"results in {out}/audit.json, audit.md, audit_roc.png")
     return 0
 
 
@@ -191,7 +212,17 @@ def main(argv=None) -> int:
     e.set_defaults(func=_eval)
 
     a = sub.add_parser("audit", help="membership inference against a finished run's distilled set")
-    a.add_argument("run", help="the run's output folder (from `kaleido distill`)")
+    a.add_argument("run", nargs="?", help="the run's output folder (from `kaleido distill`)")
+    a.add_argument("--synthetic", default=None,
+                   help="instead of a run: a set made by another tool (DC-benchmark data_save, MTT images_best.pt, "
+                        "or a dict of images and labels)")
+    a.add_argument("--dataset", default=None, help="with --synthetic: the dataset it was distilled from")
+    a.add_argument("--data-root", default=None, help="folder with torchvision's dataset files (never downloaded)")
+    a.add_argument("--pixel-range", default="normalised", choices=("normalised", "01"),
+                   help="with --synthetic: images normalised by the dataset's mean and std (default) or in [0, 1]")
+    a.add_argument("--index", type=int, default=-1, help="with --synthetic: which experiment of a data_save list")
+    a.add_argument("--out", default=None, help="with --synthetic: output folder (default: the file's folder)")
+    a.add_argument("--device", default="cpu", help="cpu or cuda")
     a.add_argument("--attacks", default="data,model", help="comma-separated: data, model (default both)")
     a.add_argument("--models", type=int, default=2, help="target models for the model attacks (default 2)")
     a.add_argument("--epochs", type=int, default=None, help="their epochs (default: the run's evaluation epochs)")

@@ -179,3 +179,54 @@ def test_audit_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
     assert cli.main(["audit", str(tmp_path), "--attacks", "lira", "--quiet"]) == 2
     assert "unknown attack" in capsys.readouterr().err
     assert not any(p.name.startswith("audit") for p in tmp_path.iterdir())
+
+
+def _digits_copies(per_class=2):
+    from kaleido_cuda.data import load_dataset
+    from kaleido_cuda.init import select_real
+
+    ds = load_dataset("digits")
+    idx = select_real(ds.train_labels, per_class, ds.num_classes, seed=4)
+    return ds, ds.train_images[idx], ds.train_labels[idx]
+
+
+def test_audit_of_foreign_sets_in_dc_and_mtt_formats(tmp_path, capsys):
+    import json
+    import os
+
+    from kaleido_cuda import cli
+
+    ds, images, labels = _digits_copies()
+    noise = torch.randn_like(images)
+    torch.save([[noise, labels], [images, labels]], tmp_path / "res_DM_digits.pt")  # DC-benchmark data_save
+    assert cli.main(["audit", "--synthetic", str(tmp_path / "res_DM_digits.pt"), "--dataset", "digits",
+                     "--attacks", "data", "--out", str(tmp_path / "dc"), "--quiet"]) == 0
+    report = json.load(open(tmp_path / "dc" / "audit.json"))
+    assert report["canaries"] == 0 and report["epsilon_lb"] is None and "no canaries" in capsys.readouterr().out
+    # The last experiment (the default) holds 20 exact training images: the L2 attack flags all of
+    # them before any non-member.
+    assert report["attacks"]["data_neg_l2"]["all"]["tpr_at_0.1pct_fpr"] >= 20 / 1257
+    mtt = tmp_path / "mtt"
+    mtt.mkdir()
+    torch.save(ds.denormalise(images), mtt / "images_best.pt")
+    torch.save(labels, mtt / "labels_best.pt")
+    assert cli.main(["audit", "--synthetic", str(mtt / "images_best.pt"), "--dataset", "digits", "--pixel-range", "01",
+                     "--attacks", "data", "--quiet"]) == 0
+    assert os.path.exists(mtt / "audit_roc.png")
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda d, l: {"images": d.repeat(1, 3, 1, 1), "labels": l}, "but digits images are"),
+    (lambda d, l: {"images": d, "labels": l + 10}, "classes"),
+    (lambda d, l: {"pixels": d}, "a dict without"),
+    (lambda d, l: d, "labels_best.pt"),
+])
+def test_foreign_sets_that_do_not_fit_give_one_line_and_exit_2(tmp_path, capsys, make, match):
+    from kaleido_cuda import cli
+
+    _, images, labels = _digits_copies(1)
+    torch.save(make(images, labels), tmp_path / "set.pt")
+    assert cli.main(["audit", "--synthetic", str(tmp_path / "set.pt"), "--dataset", "digits", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert not any(p.name.startswith("audit") for p in tmp_path.iterdir())

@@ -85,15 +85,12 @@ def _figures(member: torch.Tensor, nonmember: torch.Tensor, canaries: torch.Tens
     return out
 
 
-def _model_statistics(cfg, saved, ds, split, audit: AuditConfig, progress: bool) -> Dict[str, torch.Tensor]:
+def _model_statistics(images, labels, ds, split, eval_cfg, device, audit: AuditConfig,
+                      progress: bool) -> Dict[str, torch.Tensor]:
     """Each model statistic for members then non-members, averaged over the target models."""
     from tqdm import tqdm
 
-    device = torch.device(cfg.device)
-    eval_cfg = dataclasses.replace(cfg.eval, epochs=audit.epochs or cfg.eval.epochs)
-    if "lr" in saved:  # MTT's learned rate, as its evaluation uses
-        eval_cfg = dataclasses.replace(eval_cfg, lr=float(saved["lr"]))
-    images, labels = saved["images"].to(device), saved["labels"].to(device)
+    images, labels = images.to(device), labels.to(device)
     candidates = torch.cat([split.member_images, split.nonmember_images]).to(device)
     candidate_labels = torch.cat([split.member_labels, split.nonmember_labels]).to(device)
     totals: Dict[str, torch.Tensor] = {}
@@ -165,22 +162,41 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
     audit.check()
     cfg, saved = _load_run(out)
     ds = load_dataset(cfg.dataset, cfg.data_root)
-    canary_list, canary_source = _canaries(cfg, saved, ds)
-    split = membership_split(ds, canary_list)
+    canaries, canary_source = _canaries(cfg, saved, ds)
+    eval_cfg = dataclasses.replace(cfg.eval, epochs=audit.epochs or cfg.eval.epochs)
+    if "lr" in saved:  # MTT's learned rate, as its evaluation uses
+        eval_cfg = dataclasses.replace(eval_cfg, lr=float(saved["lr"]))
+    report = audit_set(out, saved["images"], saved["labels"], ds, canaries, canary_source, eval_cfg,
+                       torch.device(cfg.device), audit, progress)
+    metrics_path = os.path.join(out, "metrics.json")
+    if os.path.exists(metrics_path):
+        metrics = json.load(open(metrics_path))
+        metrics["membership"] = {k: report[k] for k in ("config", "members", "nonmembers", "canaries", "attacks",
+                                                        "epsilon_lb")}
+        write_json_atomic(metrics_path, metrics)
+    return report
+
+
+def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries, canary_source: str, eval_cfg,
+              device, audit: AuditConfig, progress: bool = True) -> dict:
+    """Audits a synthetic set (normalised as ds is) against ds's members and non-members; writes
+    audit.json, audit.md and audit_roc.png in `out`."""
+    audit.check()
+    split = membership_split(ds, canaries)
     m = len(split.member_images)
     statistics: Dict[str, torch.Tensor] = {}
     timing = {}
     if "data" in audit.attacks:
         t0 = time.perf_counter()
         candidates01 = ds.denormalise(torch.cat([split.member_images, split.nonmember_images]))
-        for name, s in data_attack_scores(candidates01, ds.denormalise(saved["images"])).items():
+        for name, s in data_attack_scores(candidates01, ds.denormalise(images.cpu())).items():
             statistics[f"data_{name}"] = s
         timing["data_seconds"] = time.perf_counter() - t0
         if progress:
             print(f"audit: data attacks done ({timing['data_seconds']:.0f} s)", flush=True)
     if "model" in audit.attacks:
         t0 = time.perf_counter()
-        for name, s in _model_statistics(cfg, saved, ds, split, audit, progress).items():
+        for name, s in _model_statistics(images, labels, ds, split, eval_cfg, device, audit, progress).items():
             statistics[f"model_{name}"] = s
         timing["model_seconds"] = time.perf_counter() - t0
         if progress:
@@ -200,10 +216,4 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
             curves[(name, "canaries")] = (s[:m][split.canaries], s[m:])
     _roc_plot(os.path.join(out, "audit_roc.png"), curves)
     write_text_atomic(os.path.join(out, "audit.md"), _markdown(out, report))
-    metrics_path = os.path.join(out, "metrics.json")
-    if os.path.exists(metrics_path):
-        metrics = json.load(open(metrics_path))
-        metrics["membership"] = {k: report[k] for k in ("config", "members", "nonmembers", "canaries", "attacks",
-                                                        "epsilon_lb")}
-        write_json_atomic(metrics_path, metrics)
     return report
