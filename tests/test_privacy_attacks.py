@@ -176,7 +176,7 @@ def test_audit_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
 
     assert cli.main(["audit", str(tmp_path), "--quiet"]) == 2
     assert "not a finished run" in capsys.readouterr().err
-    assert cli.main(["audit", str(tmp_path), "--attacks", "lira", "--quiet"]) == 2
+    assert cli.main(["audit", str(tmp_path), "--attacks", "nope", "--quiet"]) == 2
     assert "unknown attack" in capsys.readouterr().err
     assert not any(p.name.startswith("audit") for p in tmp_path.iterdir())
 
@@ -230,3 +230,33 @@ def test_foreign_sets_that_do_not_fit_give_one_line_and_exit_2(tmp_path, capsys,
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1
     assert not any(p.name.startswith("audit") for p in tmp_path.iterdir())
+
+
+def test_lira_with_shadow_pipelines_is_cached_resumable_and_refuses_other_options(tmp_path, capsys):
+    import json
+    import os
+
+    from kaleido_cuda import cli
+
+    out = str(tmp_path / "run")
+    assert cli.main(["distill", "--ipc", "1", "--iterations", "1", "--batch-real", "8", "--eval-epochs", "1",
+                     "--eval-runs", "1", "--no-baselines", "--out", out, "--quiet"]) == 0
+    lira = ["audit", out, "--attacks", "lira", "--models", "1", "--epochs", "1", "--shadow-iterations", "1",
+            "--shadow-epochs", "1", "--quiet"]
+    assert cli.main(lira + ["--shadows", "2"]) == 0
+    report = json.load(open(os.path.join(out, "audit.json")))
+    assert set(report["attacks"]) == {"lira_online", "lira_offline"}
+    first = os.path.getmtime(os.path.join(out, "shadows", "shadow_0.pt"))
+    assert cli.main(lira + ["--shadows", "3"]) == 0  # reuses shadows 0 and 1, adds shadow 2
+    assert os.path.getmtime(os.path.join(out, "shadows", "shadow_0.pt")) == first
+    assert os.path.exists(os.path.join(out, "shadows", "shadow_2.pt"))
+    masks = [torch.load(os.path.join(out, "shadows", f"shadow_{s}.pt"))["in_mask"] for s in range(3)]
+    # Shadows 0 and 1 train on complementary halves; shadow 2 starts the next pair.
+    assert torch.equal(masks[0], ~masks[1]) and int(masks[0].sum()) == (1257 + 540) // 2
+    assert not torch.equal(masks[2], masks[0]) and int(masks[2].sum()) == (1257 + 540) // 2
+    capsys.readouterr()
+    other_epochs = [a if i != lira.index("--shadow-epochs") + 1 else "2" for i, a in enumerate(lira)]
+    assert cli.main(other_epochs + ["--shadows", "2"]) == 2
+    assert "other options" in capsys.readouterr().err
+    assert cli.main(lira + ["--shadows", "1"]) == 2
+    assert "at least 2 shadow" in capsys.readouterr().err

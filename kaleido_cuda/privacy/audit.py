@@ -8,8 +8,10 @@ the canaries the members its initialisation selected (membership.py). Attacks:
   candidate's negated loss and LiRA's logit-scaled confidence, averaged over the models.
 Every attack is reported for all members and for the canaries, against all non-members (AUC, TPR
 at 1% and 0.1% FPR), with the empirical epsilon lower bound on the canaries (delta 1e-5); the
-audit's headline epsilon is the largest of those. LiRA with shadow pipelines is not part of this
-command yet.
+audit's headline epsilon is the largest of those.
+- 'lira' (with --shadows K): LiRA online and offline, the target models' logit-scaled confidence
+  against K shadow pipelines that repeat the run on random halves of the pooled candidates
+  (shadows.py; cached and resumable).
 
 Outputs in RUN: audit.json, audit.md, audit_roc.png, and a "membership" section in metrics.json.
 """
@@ -28,21 +30,25 @@ from ..atomic import atomic_path, write_json_atomic, write_text_atomic
 from ..data import load_dataset
 from ..evaluate import train_model
 from ..init import select_real
-from .attacks import data_attack_scores, model_scores
+from .attacks import data_attack_scores, lira_scores, model_scores
 from .epsilon import epsilon_lower_bound
 from .membership import membership_split
 from .metrics import attack_metrics
 
-ATTACKS = ("data", "model")
+ATTACKS = ("data", "model", "lira")
+DEFAULT_ATTACKS = ("data", "model")
 
 
 @dataclass
 class AuditConfig:
-    attacks: Tuple[str, ...] = ATTACKS
+    attacks: Tuple[str, ...] = DEFAULT_ATTACKS
     models: int = 2                 # target models for the model attacks
     epochs: Optional[int] = None    # their epochs (default: the run's evaluation epochs)
     delta: float = 1e-5
     seed: int = 0
+    shadows: int = 0                # LiRA: shadow pipelines (privacy/shadows.py)
+    shadow_iterations: Optional[int] = None
+    shadow_epochs: Optional[int] = None
 
     def check(self) -> None:
         unknown = [a for a in self.attacks if a not in ATTACKS]
@@ -54,6 +60,13 @@ class AuditConfig:
             raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
         if not 0 < self.delta < 1:
             raise ValueError(f"--delta must lie in (0, 1), got {self.delta}")
+        if "lira" in self.attacks:
+            self.shadow_config().check()
+
+    def shadow_config(self):
+        from .shadows import ShadowConfig
+
+        return ShadowConfig(self.shadows, self.shadow_iterations, self.shadow_epochs, self.seed)
 
 
 def _load_run(out: str):
@@ -152,7 +165,7 @@ def _markdown(out: str, report: dict) -> str:
     lines += ["", f"Strongest canary attack: {best['attack']}, epsilon >= {best['epsilon_lb']:.2f} at delta "
                   f"{report['config']['delta']:g} (95% Clopper-Pearson)." if best else "No canaries: no epsilon bound.",
               "TPR at 0.1% FPR needs 1,000 non-members to be resolved; with fewer it is the TPR at zero false "
-              "positives.", "LiRA with shadow pipelines is not part of this audit."]
+              "positives."]
     return "\n".join(lines) + "\n"
 
 
@@ -166,8 +179,13 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
     eval_cfg = dataclasses.replace(cfg.eval, epochs=audit.epochs or cfg.eval.epochs)
     if "lr" in saved:  # MTT's learned rate, as its evaluation uses
         eval_cfg = dataclasses.replace(eval_cfg, lr=float(saved["lr"]))
+    def shadows(pool_images, pool_labels):
+        from .shadows import shadow_statistics
+
+        return shadow_statistics(out, cfg, pool_images, pool_labels, ds.num_classes, audit.shadow_config(), progress)
+
     report = audit_set(out, saved["images"], saved["labels"], ds, canaries, canary_source, eval_cfg,
-                       torch.device(cfg.device), audit, progress)
+                       torch.device(cfg.device), audit, progress, shadows=shadows)
     metrics_path = os.path.join(out, "metrics.json")
     if os.path.exists(metrics_path):
         metrics = json.load(open(metrics_path))
@@ -178,10 +196,13 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
 
 
 def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries, canary_source: str, eval_cfg,
-              device, audit: AuditConfig, progress: bool = True) -> dict:
+              device, audit: AuditConfig, progress: bool = True, shadows=None) -> dict:
     """Audits a synthetic set (normalised as ds is) against ds's members and non-members; writes
-    audit.json, audit.md and audit_roc.png in `out`."""
+    audit.json, audit.md and audit_roc.png in `out`. `shadows(pool_images, pool_labels)` gives
+    LiRA's shadow statistics and in-masks over the pooled members and non-members."""
     audit.check()
+    if "lira" in audit.attacks and shadows is None:
+        raise ValueError("LiRA needs the pipeline that made the set (its shadows repeat it): audit a run folder")
     split = membership_split(ds, canaries)
     m = len(split.member_images)
     statistics: Dict[str, torch.Tensor] = {}
@@ -194,13 +215,23 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
         timing["data_seconds"] = time.perf_counter() - t0
         if progress:
             print(f"audit: data attacks done ({timing['data_seconds']:.0f} s)", flush=True)
-    if "model" in audit.attacks:
+    target = None
+    if "model" in audit.attacks or "lira" in audit.attacks:
         t0 = time.perf_counter()
-        for name, s in _model_statistics(images, labels, ds, split, eval_cfg, device, audit, progress).items():
-            statistics[f"model_{name}"] = s
+        model_stats = _model_statistics(images, labels, ds, split, eval_cfg, device, audit, progress)
+        target = model_stats["logit_conf"]
+        if "model" in audit.attacks:
+            statistics.update({f"model_{name}": s for name, s in model_stats.items()})
         timing["model_seconds"] = time.perf_counter() - t0
         if progress:
-            print(f"audit: model attacks done ({timing['model_seconds']:.0f} s)", flush=True)
+            print(f"audit: target models done ({timing['model_seconds']:.0f} s)", flush=True)
+    if "lira" in audit.attacks:
+        t0 = time.perf_counter()
+        shadow_stats, in_mask = shadows(torch.cat([split.member_images, split.nonmember_images]),
+                                        torch.cat([split.member_labels, split.nonmember_labels]))
+        for name, online in (("lira_online", True), ("lira_offline", False)):
+            statistics[name] = torch.from_numpy(lira_scores(target, shadow_stats, in_mask, online=online)).float()
+        timing["lira_seconds"] = time.perf_counter() - t0
     attacks = {name: _figures(s[:m].double(), s[m:].double(), split.canaries, audit.delta)
                for name, s in statistics.items()}
     bounds = [(f["epsilon"]["epsilon_lb"], name) for name, f in attacks.items() if f["epsilon"]]
