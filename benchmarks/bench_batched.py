@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, machine_stamp, write_json  # noqa: E402
+from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -53,11 +53,11 @@ def main(argv=None):
                      "model_epochs_per_s_together": args.models * epochs / together})
         print(rows[-1], flush=True)
     result = {"machine": machine_stamp("cpu"), "torch_threads": torch.get_num_threads(),
-              "command": " ".join(["python", "benchmarks/bench_batched.py"] + (argv if argv is not None else sys.argv[1:])),
+              "command": command_line("bench_batched.py", argv),
               "rows": rows}
     m = result["machine"]
     lines = [f"# {args.models} ConvNets trained together (vmap) against one after another", "",
-             f"commit {m['commit']}, torch {m['torch']}, {m['cpu']} ({m['torch_threads']} threads), {m['date']}",
+             stamp_line(m),
              f"command: `{result['command']}`; evaluation protocol (ConvNet width 128, batch 256, DSA mode 'S')", "",
              "| workload | epochs | one by one s | together s | speed-up | model-epochs/s one by one | together |",
              "|---|---|---|---|---|---|---|"]

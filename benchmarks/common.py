@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -11,6 +12,17 @@ from kaleido_cuda import provenance
 from kaleido_cuda.atomic import write_json_atomic
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def command_line(script: str, argv) -> str:
+    """How a result file says it was made: `python benchmarks/SCRIPT ARGS`."""
+    return " ".join(["python", f"benchmarks/{script}"] + (argv if argv is not None else sys.argv[1:]))
+
+
+def stamp_line(machine: dict) -> str:
+    """The markdown line naming the commit, torch, the CPU and the date of a result."""
+    m = machine
+    return f"commit {m['commit']}, torch {m['torch']}, {m['cpu']} ({m['torch_threads']} threads), {m['date']}"
 
 
 def sync(device: str) -> None:

@@ -19,7 +19,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, machine_stamp, write_json  # noqa: E402
+from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
 
 from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
 from kaleido_cuda.distill import DCConfig, DMConfig, MTTConfig  # noqa: E402
@@ -29,7 +29,7 @@ from kaleido_cuda.run import RunConfig, distill_run  # noqa: E402
 def markdown(result) -> str:
     m = result["machine"]
     lines = [f"# Distillation on the digits with `kaleido distill` defaults ({result['iterations']} iterations)", "",
-             f"commit {m['commit']}, torch {m['torch']}, {m['cpu']} ({m['torch_threads']} threads), {m['date']}",
+             stamp_line(m),
              f"command: `{result['command']}`", "",
              "| method | init | IPC | accuracy % | NN SSIM mean | NN SSIM max | SSIM > 0.9 | NN L2 mean | s / iteration |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -82,7 +82,7 @@ def main(argv=None):
     ap.add_argument("--batch-syn", type=int, default=None, help="mtt: synthetic images per student step (default all)")
     args = ap.parse_args(argv)
     result = {"machine": machine_stamp("cpu"), "iterations": args.iterations,
-              "command": " ".join(["python", "benchmarks/digits_table.py"] + (argv if argv is not None else sys.argv[1:])),
+              "command": command_line("digits_table.py", argv),
               "rows": [], "baselines": {}}
     if "mtt" in args.methods:
         ensure_buffer(args.buffer)

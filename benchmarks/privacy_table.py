@@ -19,7 +19,7 @@ import sys
 from dataclasses import asdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, machine_stamp, write_json  # noqa: E402
+from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
 
 from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
 from kaleido_cuda.distill import DMConfig  # noqa: E402
@@ -35,7 +35,7 @@ def _cell(f, group, key, fmt="{:.3f}"):
 def markdown(result) -> str:
     m = result["machine"]
     lines = [f"# Membership audit of DM on the digits ({result['iterations']} iterations)", "",
-             f"commit {m['commit']}, torch {m['torch']}, {m['cpu']} ({m['torch_threads']} threads), {m['date']}",
+             stamp_line(m),
              f"command: `{result['command']}`", "",
              "Members: the 1,257 training images; canaries: the images the initialisation selected; non-members: the "
              "540 held-out images. AUC and TPR against all non-members; epsilon: the strongest canary attack's 95% "
@@ -69,7 +69,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     args = ap.parse_args(argv)
     result = {"machine": machine_stamp("cpu"), "iterations": args.iterations,
-              "command": " ".join(["python", "benchmarks/privacy_table.py"] + (argv if argv is not None else sys.argv[1:])),
+              "command": command_line("privacy_table.py", argv),
               "rows": []}
     audit_cfg = AuditConfig(models=args.models, seed=args.seed)
     for ipc in args.ipcs:
