@@ -42,6 +42,12 @@ def select_real(labels: torch.Tensor, ipc: int, num_classes: int, seed: int) -> 
     return torch.cat(picks)
 
 
+def initial_indices(labels: torch.Tensor, ipc: int, method: str, num_classes: int, seed: int) -> list:
+    """The training images `initialize` starts from, as a list of indices (none for noise): what a
+    run records as the canaries of a membership audit."""
+    return [] if method == "noise" else select_real(labels, ipc, num_classes, seed).tolist()
+
+
 def initialize(images: torch.Tensor, labels: torch.Tensor, ipc: int, method: str = "kt", strength: float = 1.0,
                seed: int = 0, selection: str = "random", num_classes: int = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Initial synthetic images (ipc per class, class-major order) and their labels, on images'

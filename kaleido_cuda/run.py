@@ -29,7 +29,7 @@ from .distill import CONFIGS, LOOPS, METHODS, DCConfig, DMConfig, MTTConfig
 from .distill.buffer import missing_buffer_error
 from .evaluate import EvalConfig, EvalResult, evaluate_set
 from .grids import save_class_grid, save_pairs_grid
-from .init import METHODS as INITS, initialize, select_real
+from .init import METHODS as INITS, initial_indices, initialize, select_real
 from .privacy import nearest_neighbours
 from .provenance import machine_stamp
 
@@ -216,7 +216,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
              f"loss {history.losses[0] if history.losses else float('nan'):.4g} -> "
              f"{history.losses[-1] if history.losses else float('nan'):.4g}")
     # The training images the initialisation started from: the canaries of a membership audit.
-    init_indices = [] if cfg.init == "noise" else select_real(y, cfg.ipc, ds.num_classes, cfg.seed).tolist()
+    init_indices = initial_indices(y, cfg.ipc, cfg.init, ds.num_classes, cfg.seed)
     with atomic_path(os.path.join(out, "synthetic.pt")) as tmp:
         torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
                     "dataset": cfg.dataset, "losses": history.losses, "init_indices": init_indices, **learned}, tmp)

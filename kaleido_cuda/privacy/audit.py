@@ -29,7 +29,7 @@ import torch
 from ..atomic import atomic_path, write_json_atomic, write_text_atomic
 from ..data import load_dataset
 from ..evaluate import train_model
-from ..init import select_real
+from ..init import initial_indices
 from .attacks import data_attack_scores, lira_scores, model_scores
 from .epsilon import epsilon_lower_bound
 from .membership import membership_split
@@ -87,7 +87,7 @@ def _canaries(cfg, saved, ds) -> Tuple[list, str]:
     if cfg.init == "noise":
         return [], "none (noise initialisation)"
     # Runs made before init_indices was recorded: the selection is a function of (labels, ipc, seed).
-    return select_real(ds.train_labels, cfg.ipc, ds.num_classes, cfg.seed).tolist(), "recomputed from config.json"
+    return initial_indices(ds.train_labels, cfg.ipc, cfg.init, ds.num_classes, cfg.seed), "recomputed from config.json"
 
 
 def _figures(member: torch.Tensor, nonmember: torch.Tensor, canaries: torch.Tensor, delta: float) -> dict:
@@ -104,8 +104,7 @@ def _model_statistics(images, labels, ds, split, eval_cfg, device, audit: AuditC
     from tqdm import tqdm
 
     images, labels = images.to(device), labels.to(device)
-    candidates = torch.cat([split.member_images, split.nonmember_images]).to(device)
-    candidate_labels = torch.cat([split.member_labels, split.nonmember_labels]).to(device)
+    candidates, candidate_labels = (t.to(device) for t in split.pooled())
     totals: Dict[str, torch.Tensor] = {}
     bar = tqdm(total=audit.models * eval_cfg.epochs, desc="audit: target models (x epochs)", disable=not progress,
                leave=False)
@@ -205,12 +204,12 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
         raise ValueError("LiRA needs the pipeline that made the set (its shadows repeat it): audit a run folder")
     split = membership_split(ds, canaries)
     m = len(split.member_images)
+    pool_images, pool_labels = split.pooled()
     statistics: Dict[str, torch.Tensor] = {}
     timing = {}
     if "data" in audit.attacks:
         t0 = time.perf_counter()
-        candidates01 = ds.denormalise(torch.cat([split.member_images, split.nonmember_images]))
-        for name, s in data_attack_scores(candidates01, ds.denormalise(images.cpu())).items():
+        for name, s in data_attack_scores(ds.denormalise(pool_images), ds.denormalise(images.cpu())).items():
             statistics[f"data_{name}"] = s
         timing["data_seconds"] = time.perf_counter() - t0
         if progress:
@@ -227,8 +226,7 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
             print(f"audit: target models done ({timing['model_seconds']:.0f} s)", flush=True)
     if "lira" in audit.attacks:
         t0 = time.perf_counter()
-        shadow_stats, in_mask = shadows(torch.cat([split.member_images, split.nonmember_images]),
-                                        torch.cat([split.member_labels, split.nonmember_labels]))
+        shadow_stats, in_mask = shadows(pool_images, pool_labels)
         for name, online in (("lira_online", True), ("lira_offline", False)):
             statistics[name] = torch.from_numpy(lira_scores(target, shadow_stats, in_mask, online=online)).float()
         timing["lira_seconds"] = time.perf_counter() - t0

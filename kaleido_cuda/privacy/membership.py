@@ -32,6 +32,12 @@ class MembershipSplit:
     def canary_labels(self) -> torch.Tensor:
         return self.member_labels[self.canaries]
 
+    def pooled(self):
+        """(images, labels) of every candidate: the members, then the non-members (the order of
+        every attack's scores)."""
+        return (torch.cat([self.member_images, self.nonmember_images]),
+                torch.cat([self.member_labels, self.nonmember_labels]))
+
 
 def membership_split(ds, init_indices) -> MembershipSplit:
     """The split for a run on dataset `ds` whose initialisation selected training images

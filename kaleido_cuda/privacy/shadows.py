@@ -93,6 +93,7 @@ def shadow_statistics(out: str, cfg, pool_images: torch.Tensor, pool_labels: tor
     stats, masks = [], []
     for s in range(shadow_cfg.shadows):
         path = os.path.join(folder, f"shadow_{s}.pt")
+        checkpoint = os.path.join(folder, f"shadow_{s}_checkpoint.pt")
         if not os.path.exists(path):
             if progress:
                 print(f"audit: shadow {s + 1}/{shadow_cfg.shadows}", flush=True)
@@ -101,13 +102,12 @@ def shadow_statistics(out: str, cfg, pool_images: torch.Tensor, pool_labels: tor
             syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed + s,
                                          num_classes=num_classes)
             images, _ = LOOPS[cfg.method](syn, syn_labels, x, y, num_classes, loop_cfg,
-                                          checkpoint=os.path.join(folder, f"shadow_{s}_checkpoint.pt"), resume=True,
+                                          checkpoint=checkpoint, resume=True,
                                           progress=progress)
             model = train_model(images.detach(), syn_labels, num_classes, eval_cfg, seed=cfg.seed + 7919 * (s + 1))
             statistic = model_scores(model, pool_images.to(device), pool_labels.to(device))[STATISTIC]
             with atomic_path(path) as tmp:
                 torch.save({"in_mask": mask, "statistic": statistic}, tmp)
-            checkpoint = os.path.join(folder, f"shadow_{s}_checkpoint.pt")
             if os.path.exists(checkpoint):
                 os.remove(checkpoint)
         saved = torch.load(path, map_location="cpu", weights_only=False)
