@@ -1,6 +1,7 @@
 """Membership-inference building blocks: the figures (AUC, TPR at low FPR), the empirical epsilon
 bound, data and model attack scores, and LiRA's Gaussian tests, on inputs whose answer is known."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -260,3 +261,21 @@ def test_lira_with_shadow_pipelines_is_cached_resumable_and_refuses_other_option
     assert "other options" in capsys.readouterr().err
     assert cli.main(lira + ["--shadows", "1"]) == 2
     assert "at least 2 shadow" in capsys.readouterr().err
+
+
+def test_full_training_set_reference_audits_models_trained_on_every_member(tmp_path):
+    """The reference audit: every member is a canary (the models train on each as itself), LiRA's
+    shadows train on halves of the pool, and the data attacks are refused (nothing is released
+    but the training images)."""
+    from kaleido_cuda.privacy.audit import AuditConfig
+    from kaleido_cuda.privacy.reference import audit_full_training_set
+
+    cfg = AuditConfig(attacks=("model", "lira"), models=1, shadows=2, epochs=3)
+    report = audit_full_training_set(str(tmp_path / "full"), "digits", cfg, progress=False)
+    assert report["canaries"] == report["members"] == 1257
+    assert {"lira_online", "lira_offline", "model_logit_conf"} <= set(report["attacks"])
+    assert len(report["target_accuracy"]) == 1 and 0.2 < report["target_accuracy"][0] <= 1  # chance: 0.1
+    assert len([f for f in os.listdir(tmp_path / "full" / "shadows") if f.startswith("shadow_")]) == 2
+    with pytest.raises(ValueError, match="data attacks do not apply"):
+        audit_full_training_set(str(tmp_path / "x"), "digits", AuditConfig(attacks=("data",)), progress=False)
+    assert not os.path.exists(tmp_path / "x")

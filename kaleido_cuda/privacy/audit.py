@@ -6,12 +6,13 @@ the canaries the members its initialisation selected (membership.py). Attacks:
   any synthetic image (attacks.data_attack_scores);
 - 'model': `models` ConvNets trained on the synthetic set with the run's evaluation protocol; each
   candidate's negated loss and LiRA's logit-scaled confidence, averaged over the models.
+  --epochs sets their epochs, and the shadows' too unless --shadow-epochs says otherwise.
 Every attack is reported for all members and for the canaries, against all non-members (AUC, TPR
 at 1% and 0.1% FPR), with the empirical epsilon lower bound on the canaries (delta 1e-5); the
 audit's headline epsilon is the largest of those.
 - 'lira' (with --shadows K): LiRA online and offline, the target models' logit-scaled confidence
   against K shadow pipelines that repeat the run on random halves of the pooled candidates
-  (shadows.py; cached and resumable).
+  (shadows.py; cached and resumable), scored per target model and averaged.
 
 Outputs in RUN: audit.json, audit.md, audit_roc.png, and a "membership" section in metrics.json.
 """
@@ -28,7 +29,7 @@ import torch
 
 from ..atomic import atomic_path, write_json_atomic, write_text_atomic
 from ..data import load_dataset
-from ..evaluate import train_model
+from ..evaluate import accuracy, train_model
 from ..init import initial_indices
 from .attacks import data_attack_scores, lira_scores, model_scores
 from .epsilon import epsilon_lower_bound
@@ -66,7 +67,8 @@ class AuditConfig:
     def shadow_config(self):
         from .shadows import ShadowConfig
 
-        return ShadowConfig(self.shadows, self.shadow_iterations, self.shadow_epochs, self.seed)
+        # LiRA's shadows train like the targets unless told otherwise
+        return ShadowConfig(self.shadows, self.shadow_iterations, self.shadow_epochs or self.epochs, self.seed)
 
 
 def _load_run(out: str):
@@ -100,21 +102,25 @@ def _figures(member: torch.Tensor, nonmember: torch.Tensor, canaries: torch.Tens
 
 def _model_statistics(images, labels, ds, split, eval_cfg, device, audit: AuditConfig,
                       progress: bool) -> Dict[str, torch.Tensor]:
-    """Each model statistic for members then non-members, averaged over the target models."""
+    """Each model statistic of the target models, (models, P) over the P pooled candidates
+    (members then non-members), and "accuracy", (models,) their accuracy on the non-members (the
+    test split)."""
     from tqdm import tqdm
 
     images, labels = images.to(device), labels.to(device)
     candidates, candidate_labels = (t.to(device) for t in split.pooled())
-    totals: Dict[str, torch.Tensor] = {}
+    per_model: Dict[str, list] = {}
     bar = tqdm(total=audit.models * eval_cfg.epochs, desc="audit: target models (x epochs)", disable=not progress,
                leave=False)
     for k in range(audit.models):
         model = train_model(images, labels, ds.num_classes, eval_cfg, seed=audit.seed + k,
                             on_epoch=lambda _: bar.update(1))
         for name, s in model_scores(model, candidates, candidate_labels).items():
-            totals[name] = totals.get(name, 0) + s / audit.models
+            per_model.setdefault(name, []).append(s)
+        m = len(split.member_images)
+        per_model.setdefault("accuracy", []).append(torch.tensor(accuracy(model, candidates[m:], candidate_labels[m:])))
     bar.close()
-    return totals
+    return {name: torch.stack(v) for name, v in per_model.items()}
 
 
 def _roc_plot(path: str, curves: dict) -> None:
@@ -214,27 +220,33 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
         timing["data_seconds"] = time.perf_counter() - t0
         if progress:
             print(f"audit: data attacks done ({timing['data_seconds']:.0f} s)", flush=True)
-    target = None
+    target, target_accuracy = None, None
     if "model" in audit.attacks or "lira" in audit.attacks:
         t0 = time.perf_counter()
         model_stats = _model_statistics(images, labels, ds, split, eval_cfg, device, audit, progress)
+        target_accuracy = model_stats.pop("accuracy").tolist()
         target = model_stats["logit_conf"]
-        if "model" in audit.attacks:
-            statistics.update({f"model_{name}": s for name, s in model_stats.items()})
+        if "model" in audit.attacks:  # the threshold attacks average the statistic over the target models
+            statistics.update({f"model_{name}": s.mean(0) for name, s in model_stats.items()})
         timing["model_seconds"] = time.perf_counter() - t0
         if progress:
             print(f"audit: target models done ({timing['model_seconds']:.0f} s)", flush=True)
     if "lira" in audit.attacks:
         t0 = time.perf_counter()
         shadow_stats, in_mask = shadows(pool_images, pool_labels)
+        # Each target model is one model like each shadow, so LiRA scores each target model against
+        # the shadows' single-model fits and averages the scores (averaging the statistic first would
+        # shrink its spread below the shadows').
         for name, online in (("lira_online", True), ("lira_offline", False)):
-            statistics[name] = torch.from_numpy(lira_scores(target, shadow_stats, in_mask, online=online)).float()
+            scores = [lira_scores(t, shadow_stats, in_mask, online=online) for t in target]
+            statistics[name] = torch.from_numpy(sum(scores) / len(scores)).float()
         timing["lira_seconds"] = time.perf_counter() - t0
     attacks = {name: _figures(s[:m].double(), s[m:].double(), split.canaries, audit.delta)
                for name, s in statistics.items()}
     bounds = [(f["epsilon"]["epsilon_lb"], name) for name, f in attacks.items() if f["epsilon"]]
     report = {"run": out, "config": asdict(audit), "members": m, "nonmembers": len(split.nonmember_images),
-              "canaries": int(split.canaries.numel()), "canaries_source": canary_source, "attacks": attacks,
+              "canaries": int(split.canaries.numel()), "canaries_source": canary_source,
+              "target_accuracy": target_accuracy, "attacks": attacks,
               "epsilon_lb": ({"epsilon_lb": max(bounds)[0], "attack": max(bounds)[1]} if bounds else None),
               "timing": timing}
     write_json_atomic(os.path.join(out, "audit.json"), report)
