@@ -130,6 +130,8 @@ def main(argv=None):
     ap.add_argument("--lira-ipc", type=int, default=10)
     ap.add_argument("--lira-iterations", type=int, default=None,
                     help="the LiRA rows' runs' distillation iterations (default --iterations; the shadows repeat it)")
+    ap.add_argument("--lira-epochs", type=int, default=None,
+                    help="the LiRA rows' target and shadow models' epochs (default: the runs' evaluation epochs)")
     ap.add_argument("--lira-eval-runs", type=int, default=3,
                     help="evaluation models of the LiRA rows' runs (the audit trains its own --models targets)")
     ap.add_argument("--references", nargs="*", default=["full", "subset"],
@@ -144,7 +146,8 @@ def main(argv=None):
     result = {"machine": machine_stamp("cpu"), "iterations": args.iterations,
               "command": command_line("privacy_table.py", argv), "shadows": args.shadows, "rows": []}
     plain = AuditConfig(models=args.models, seed=args.seed)
-    lira = AuditConfig(attacks=("data", "model", "lira"), models=args.models, seed=args.seed, shadows=args.shadows)
+    lira = AuditConfig(attacks=("data", "model", "lira"), models=args.models, seed=args.seed, shadows=args.shadows,
+                       epochs=args.lira_epochs)
 
     def save(row):
         result["rows"].append(row)

@@ -5,6 +5,7 @@
 #include "kaleido/kt_index.h"
 #include "kaleido/kt_math.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -25,6 +26,10 @@ void check_image(const at::Tensor& x, const char* name) {
   const auto t = x.scalar_type();
   TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
               "kaleidoscope: ", name, " must be float16, bfloat16, float32 or float64, got ", t);
+  TORCH_CHECK(t == at::kDouble || std::max(x.size(2), x.size(3)) <= kMaxFloatGeometrySide, "kaleidoscope: ", name,
+              " is ", x.size(2), " x ", x.size(3), "; ", t, " images compute their geometry in float32, which is "
+              "accurate to about side * 2^-22 pixel, and sides above ", kMaxFloatGeometrySide,
+              " are refused: convert the images to float64");
 }
 
 static int parse_padding(const std::string& mode) {
@@ -81,7 +86,26 @@ PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const
   auto column = [&](const at::Tensor& t, int64_t width) {
     return t.reshape({t.size(0), width}).to(at::kDouble).expand({rows, width});
   };
-  packed.floats = at::cat({column(affine, 6), column(fold_center, 2), column(fold_phase, 1),
+  // The affine of normalised coordinates and the fold centre, moved to pixel space for this image
+  // size (kt_math.h, FloatParam): in float64 here, once per row, so that the kernels' geometry
+  // starts from correctly rounded coefficients in any precision and never divides by the size.
+  const double H = static_cast<double>(like.size(2)), W = static_cast<double>(like.size(3));
+  const at::Tensor a = column(affine, 6);
+  auto c = [&](int64_t k) { return a.select(1, k); };
+  const at::Tensor p00 = c(0), p01 = c(1) * (W / H);
+  const at::Tensor p02 = (W / 2) * (c(0) * (1 / W - 1) + c(1) * (1 / H - 1) + c(2) + 1) - 0.5;
+  const at::Tensor p10 = c(3) * (H / W), p11 = c(4);
+  const at::Tensor p12 = (H / 2) * (c(3) * (1 / W - 1) + c(4) * (1 / H - 1) + c(5) + 1) - 0.5;
+  const at::Tensor centre = column(fold_center, 2);
+  const at::Tensor cx = (centre.select(1, 0) + 1) * (W / 2) - 0.5, cy = (centre.select(1, 1) + 1) * (H / 2) - 0.5;
+  // The phase reduced to [-pi, pi): the fold's angles then stay below 2 pi in magnitude, where a
+  // float ulp is smallest (the fold is periodic in the phase with period 2 pi).
+  const double two_pi = 6.283185307179586476925;
+  const at::Tensor phase = at::remainder(column(fold_phase, 1) + two_pi / 2, two_pi) - two_pi / 2;
+  // The fold's wedge pi / k and k / (2 pi); rows with the fold off (k = 0) get k = 1's, unused.
+  const at::Tensor k = column(fold_k, 1).clamp_min(1);
+  packed.floats = at::cat({at::stack({p00, p01, p02, p10, p11, p12, cx, cy}, 1), phase, (two_pi / 2) / k,
+                           k / two_pi,
                            column(brightness, 1), column(saturation, 1), column(contrast, 1),
                            column(noise_std, 1)},
                           1)

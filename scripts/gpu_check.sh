@@ -42,6 +42,9 @@ log "tests (the CUDA backend of tests/test_cuda_kernels.py runs the emulated tes
 tests_rc=${PIPESTATUS[0]}
 log "benchmark"
 timeout 300 "$PY" benchmarks/bench_op.py --device all --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench.log" | tail -30
+log "the roofline model's prediction (benchmarks/results/gpu_model.md) beside the measured op"
+"$PY" benchmarks/gpu_model.py --compare "$OUT/bench_op_cuda.json" \
+  --gpu-name "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" 2>&1 | tee "$OUT/gpu_model_vs_measured.md"
 log "augmentation benchmark (kornia rows need kornia and kornia_rs, which can come as wheels in .whl/)"
 timeout 240 "$PY" benchmarks/bench_augment.py --device cuda --quick --out "$OUT" 2>&1 | tee "$OUT/gpu_bench_augment.log" | tail -40
 log "distillation steps: augmentation's share, fused against eager (DM at CIFAR size: the 2x target)"

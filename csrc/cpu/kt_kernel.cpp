@@ -29,7 +29,7 @@ struct RowTaps {
       weight[t].resize(w);
     }
   }
-  std::vector<double> xs, ys;
+  std::vector<acc_t> xs, ys;
   std::vector<index_t> offset[4];
   std::vector<acc_t> weight[4];
   std::vector<acc_t> weight_sum;
@@ -48,8 +48,8 @@ struct RowTaps {
 // The taps of a row of source points: a pass of its own, which g++ vectorises (the outputs are
 // restrict parameters: g++ honours restrict on parameters, not on local pointers).
 template <typename acc_t, typename index_t>
-void row_taps_impl(const SampleParams<acc_t>& p, index_t H, index_t W, const double* __restrict xs,
-                   const double* __restrict ys, index_t* __restrict off0, index_t* __restrict off1,
+void row_taps_impl(const SampleParams<acc_t>& p, index_t H, index_t W, const acc_t* __restrict xs,
+                   const acc_t* __restrict ys, index_t* __restrict off0, index_t* __restrict off1,
                    index_t* __restrict off2, index_t* __restrict off3, acc_t* __restrict w0, acc_t* __restrict w1,
                    acc_t* __restrict w2, acc_t* __restrict w3, acc_t* __restrict wsum) {
   for (index_t j = 0; j < W; ++j) {
@@ -70,8 +70,8 @@ void row_taps(const SampleParams<acc_t>& p, index_t H, index_t W, RowTaps<acc_t,
 // Two passes, each vectorised: source coordinates, then taps.
 template <int kPadding, bool kFold, typename acc_t, typename index_t>
 void row_geometry_static(const SampleParams<acc_t>& p, index_t i, index_t H, index_t W, RowTaps<acc_t, index_t>& row) {
-  double* __restrict xs = row.xs.data();
-  double* __restrict ys = row.ys.data();
+  acc_t* __restrict xs = row.xs.data();
+  acc_t* __restrict ys = row.ys.data();
   for (index_t j = 0; j < W; ++j) source_coordinates<kPadding, kFold>(p, i, j, H, W, xs + j, ys + j);
   row_taps(p, H, W, row);
 }

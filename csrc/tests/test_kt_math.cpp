@@ -58,22 +58,39 @@ static void padding_rules() {
   CHECK(kaleido::pad_coordinate<kaleido::kZeros>(NAN, 4) == -2.0);
 }
 
+// A parameter row in pixel space (kt_math.h, FloatParam): identity affine, fold centre (cx, cy).
+template <typename acc_t>
+static kaleido::SampleParams<acc_t> identity_params(int64_t fold_k, double cx, double cy) {
+  double frow[kaleido::kNumFloatParams] = {};
+  frow[kaleido::kP00] = 1.0;
+  frow[kaleido::kP11] = 1.0;
+  frow[kaleido::kCx] = cx;
+  frow[kaleido::kCy] = cy;
+  const double k = static_cast<double>(fold_k > 0 ? fold_k : 1);
+  frow[kaleido::kWedge] = 3.14159265358979323846 / k;  // as the host's pack_params makes them
+  frow[kaleido::kTurnsPerRadian] = k / 6.283185307179586476925;
+  frow[kaleido::kContrast] = 1.0;
+  frow[kaleido::kSaturation] = 1.0;
+  const int64_t irow[kaleido::kNumIntParams] = {fold_k, -1, -1, -1, -1};  // empty cutout
+  return kaleido::load_params<acc_t>(frow, irow);
+}
+
+template <typename acc_t>
 static void fold_mirror() {
-  kaleido::SampleParams<double> p{};
-  p.a00 = 1.0;
-  p.a11 = 1.0;
-  p.fold_k = 1;  // a single mirror along the x axis through the origin
-  double u = 0.3, v = -0.4;
-  kaleido::fold_unchecked(p, 8.0, 8.0, &u, &v);
-  CHECK(std::fabs(u - 0.3) < 1e-12 && std::fabs(v - 0.4) < 1e-12);
-  p.fold_k = 0;  // off, identity affine: every pixel samples itself (the weighted tap index is its own)
+  // A single mirror along the x axis through the centre (2, 2): points below it come back above.
+  kaleido::SampleParams<acc_t> p = identity_params<acc_t>(1, 2.0, 2.0);
+  acc_t x = static_cast<acc_t>(2.3), y = static_cast<acc_t>(1.6);
+  kaleido::fold_unchecked(p, &x, &y);
+  CHECK(std::fabs(x - static_cast<acc_t>(2.3)) < 1e-5 && std::fabs(y - static_cast<acc_t>(2.4)) < 1e-5);
+  // Fold off, identity affine: every pixel samples itself, exactly, in float and in double.
+  p = identity_params<acc_t>(0, 0.0, 0.0);
   for (int64_t i = 0; i < 6; ++i) {
     for (int64_t j = 0; j < 5; ++j) {
-      const auto taps = kaleido::compute_taps<double, int64_t>(p, i, j, 6, 5, kaleido::kZeros);
-      double sampled_index = 0;
-      for (int t = 0; t < 4; ++t) sampled_index += taps.weight[t] * static_cast<double>(taps.offset[t]);
-      CHECK(std::fabs(sampled_index - static_cast<double>(i * 5 + j)) < 1e-9);
-      CHECK(std::fabs(taps.weight_sum - 1.0) < 1e-12);
+      const auto taps = kaleido::compute_taps<acc_t, int64_t>(p, i, j, 6, 5, kaleido::kZeros);
+      acc_t sampled_index = 0;
+      for (int t = 0; t < 4; ++t) sampled_index += taps.weight[t] * static_cast<acc_t>(taps.offset[t]);
+      CHECK(sampled_index == static_cast<acc_t>(i * 5 + j));
+      CHECK(taps.weight_sum == static_cast<acc_t>(1));
     }
   }
 }
@@ -105,6 +122,26 @@ static void fastmath_matches_libm() {
     worst_cos_turns = std::fmax(worst_cos_turns, std::fabs(kaleido::fastmath::cos_turns(u2) -
                                                            static_cast<float>(std::cos(6.283185307179586 * u2))));
   }
+  // The float versions that the geometry of float32/half/bfloat16 inputs uses.
+  float worst_atan2f = 0, worst_sinf = 0, worst_cosf = 0;
+  for (int a = -200; a <= 200; ++a) {
+    for (int b = -200; b <= 200; ++b) {
+      const float y = a * 0.173f, x = b * 0.291f;
+      if (x == 0 && y == 0) continue;
+      worst_atan2f = std::fmax(worst_atan2f, std::fabs(kaleido::fastmath::atan2(y, x) -
+                                                       static_cast<float>(std::atan2(double(y), double(x)))));
+    }
+  }
+  for (int k = -100000; k <= 100000; ++k) {
+    const float x = k * 3.1e-4f;
+    float s, c;
+    kaleido::fastmath::sincos(x, &s, &c);
+    worst_sinf = std::fmax(worst_sinf, std::fabs(s - static_cast<float>(std::sin(double(x)))));
+    worst_cosf = std::fmax(worst_cosf, std::fabs(c - static_cast<float>(std::cos(double(x)))));
+  }
+  CHECK(worst_atan2f < 1e-6f);  // a few ulp of pi
+  CHECK(worst_sinf < 3e-7f && worst_cosf < 3e-7f);
+  std::printf("fastmath float: atan2 %.1e, sin %.1e, cos %.1e\n", worst_atan2f, worst_sinf, worst_cosf);
   CHECK(worst_log < 5e-7f);
   CHECK(worst_cos_turns < 5e-7f);
   std::printf("fastmath: atan2 %.1e, sin %.1e, cos %.1e, logf %.1e, cos_turns %.1e\n", worst_atan2, worst_sin,
@@ -116,7 +153,8 @@ int main() {
   philox_known_answers();
   normal_is_finite_and_deterministic();
   padding_rules();
-  fold_mirror();
+  fold_mirror<double>();
+  fold_mirror<float>();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return EXIT_FAILURE;

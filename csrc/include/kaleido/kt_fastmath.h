@@ -19,8 +19,39 @@ namespace fastmath {
 
 KT_HD double select(bool c, double a, double b) { return c ? a : b; }
 KT_HD float select(bool c, float a, float b) { return c ? a : b; }
+KT_HD double kt_floor_any(double a) { return floor(a); }
+KT_HD float kt_floor_any(float a) { return floorf(a); }
+KT_HD double kt_fabs_any(double a) { return fabs(a); }
+KT_HD float kt_fabs_any(float a) { return fabsf(a); }
+KT_HD double atan_ratio(double lo, double hi);  // defined below, one per precision
+KT_HD float atan_ratio(float lo, float hi);
 
-// ---- double: atan2 and sincos, for the fold's geometry ----
+// atan2 from atan_ratio (one of the overloads below): the octant logic, shared by both precisions.
+template <typename T>
+KT_HD T atan2_octants(T y, T x) {
+  const T zero = static_cast<T>(0);
+  const T ax = kt_fabs_any(x), ay = kt_fabs_any(y);
+  const T hi = ax > ay ? ax : ay, lo = ax > ay ? ay : ax;
+  T r = atan_ratio(lo, hi > zero ? hi : static_cast<T>(1));
+  r = ay > ax ? static_cast<T>(1.57079632679489661923) - r : r;
+  r = x < zero ? static_cast<T>(3.14159265358979323846) - r : r;
+  return y < zero ? -r : r;
+}
+
+// sin and cos of x from the polynomials ps, pc on the reduced argument and the even octant
+// index j of |x| (Cephes): the quadrant logic, shared by both precisions.
+template <typename T>
+KT_HD void sincos_quadrants(T x, T j, T ps, T pc, T* s, T* c) {
+  const T one = static_cast<T>(1);
+  const T quadrant = static_cast<T>(0.5) * j - static_cast<T>(4) * kt_floor_any(static_cast<T>(0.125) * j);
+  const bool odd = quadrant == one || quadrant == static_cast<T>(3);
+  const T sin_ax = select(odd, pc, ps) * select(quadrant >= static_cast<T>(2), -one, one);
+  const T cos_ax = select(odd, ps, pc) * select(quadrant == one || quadrant == static_cast<T>(2), -one, one);
+  *s = x < static_cast<T>(0) ? -sin_ax : sin_ax;
+  *c = cos_ax;
+}
+
+// ---- double: atan2 and sincos, for the fold's geometry of float64 inputs ----
 
 // atan(lo / hi) for 0 <= lo <= hi, hi > 0 (Cephes atan: direct below 0.66, else
 // pi/4 + atan((a - 1) / (a + 1)), written with one division).
@@ -40,14 +71,7 @@ KT_HD double atan_ratio(double lo, double hi) {
 }
 
 // atan2(y, x) in (-pi, pi], for finite arguments; atan2(0, 0) = 0.
-KT_HD double atan2(double y, double x) {
-  const double ax = fabs(x), ay = fabs(y);
-  const double hi = ax > ay ? ax : ay, lo = ax > ay ? ay : ax;
-  double r = atan_ratio(lo, hi > 0.0 ? hi : 1.0);
-  r = ay > ax ? 1.57079632679489661923 - r : r;
-  r = x < 0.0 ? 3.14159265358979323846 - r : r;
-  return y < 0.0 ? -r : r;
-}
+KT_HD double atan2(double y, double x) { return atan2_octants(y, x); }
 
 // sin and cos of x (|x| < 1e6), Cephes reduction by pi/4 in three parts.
 KT_HD void sincos(double x, double* s, double* c) {
@@ -65,12 +89,39 @@ KT_HD void sincos(double x, double* s, double* c) {
   const double pc = 1.0 - 0.5 * zz + zz * zz * (((((-1.13585365213876817300e-11 * zz + 2.08757008419747316778e-9) * zz -
                                                    2.75573141792967388112e-7) * zz + 2.48015872888517045348e-5) * zz -
                                                  1.38888888888730564116e-3) * zz + 4.16666666666665929218e-2);
-  const double quadrant = 0.5 * j - 4.0 * floor(0.125 * j);  // (j / 2) mod 4, in {0, 1, 2, 3}
-  const bool odd = quadrant == 1.0 || quadrant == 3.0;
-  const double sin_ax = select(odd, pc, ps) * select(quadrant >= 2.0, -1.0, 1.0);
-  const double cos_ax = select(odd, ps, pc) * select(quadrant == 1.0 || quadrant == 2.0, -1.0, 1.0);
-  *s = x < 0.0 ? -sin_ax : sin_ax;
-  *c = cos_ax;
+  sincos_quadrants(x, j, ps, pc, s, c);
+}
+
+// ---- float: the same functions for float geometry (float32, half and bfloat16 inputs) ----
+// Written with float constants and float libm calls only, so that nvcc emits no float64
+// instruction for them (scripts/sass_report.py checks).
+
+// atan(lo / hi) for 0 <= lo <= hi, hi > 0 (Cephes atanf: direct below tan(pi/8), else
+// pi/4 + atan((a - 1) / (a + 1)), written with one division).
+KT_HD float atan_ratio(float lo, float hi) {
+  const bool high = lo > 0.414213562373095f * hi;
+  const float x = high ? (lo - hi) / (lo + hi) : lo / hi;
+  const float base = high ? 0.785398163397448f : 0.0f;
+  const float z = x * x;
+  const float p = (((8.05374449538e-2f * z - 1.38776856032e-1f) * z + 1.99777106478e-1f) * z -
+                   3.33329491539e-1f) * z * x + x;
+  return base + p;
+}
+
+// atan2(y, x) in (-pi, pi], for finite arguments; atan2(0, 0) = 0.
+KT_HD float atan2(float y, float x) { return atan2_octants(y, x); }
+
+// sin and cos of x (|x| < 8192), Cephes sinf/cosf: reduction by pi/4 in three parts.
+KT_HD void sincos(float x, float* s, float* c) {
+  const float ax = fabsf(x);
+  float j = floorf(ax * 1.27323954473516268615f);  // 4 / pi
+  j += j - 2.0f * floorf(0.5f * j);                 // rounded up to even
+  const float z = ((ax - j * 0.78515625f) - j * 2.4187564849853515625e-4f) - j * 3.77489497744594108e-8f;
+  const float zz = z * z;
+  const float ps = ((-1.9515295891e-4f * zz + 8.3321608736e-3f) * zz - 1.6666654611e-1f) * zz * z + z;
+  const float pc = ((2.443315711809948e-5f * zz - 1.388731625493765e-3f) * zz + 4.166664568298827e-2f) * zz * zz -
+                   0.5f * zz + 1.0f;
+  sincos_quadrants(x, j, ps, pc, s, c);
 }
 
 // ---- float: the Box-Muller transform of the noise ----

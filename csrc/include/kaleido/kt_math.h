@@ -14,16 +14,24 @@ namespace kaleido {
 enum Padding : int { kZeros = 0, kBorder = 1, kReflection = 2 };
 
 // Packed per-sample parameters: one row per sample (or one row for the whole batch).
-// Float row (float64): the 2x3 affine, fold centre, fold phase, colour, noise.
+// Float row (float64, made by the host's pack_params for one image size H x W): the affine and
+// the fold centre in pixel space, the fold phase and the wedge's angle pi / k and k / (2 pi) (so
+// the kernels never divide per image), colour, noise. In pixel space an output pixel
+// (i, j) samples source point x = P00 j + P01 i + P02, y = P10 j + P11 i + P12 (the affine of
+// normalised coordinates of KT_SPEC, with the normalisation folded into its coefficients), so
+// the identity, flips and whole-pixel shifts are exact in any precision.
 //
-// Geometry (fold, affine, pixel coordinates, bilinear weights) is computed in float64 for every
-// input dtype: a float32 coordinate error of 1e-5 pixel times a sharp image edge already moves a
-// value by 1e-4, so float32 geometry could not match across backends to 1e-5. Values (taps,
-// colour, noise) accumulate in acc_t: float32, or float64 for float64 input.
+// Geometry (fold, affine, pixel coordinates, bilinear weights) runs in acc_t: float for
+// float32, float16 and bfloat16 inputs, double for float64 (docs/kt_op.md, "Precision"). In
+// float its coordinate error is a few float ulps of the image side, about side * 2^-22 pixel, and
+// the host refuses float geometry on sides above kMaxFloatGeometrySide.
 enum FloatParam : int {
-  kA00 = 0, kA01, kA02, kA10, kA11, kA12, kCx, kCy, kPhase,
+  kP00 = 0, kP01, kP02, kP10, kP11, kP12, kCx, kCy, kPhase, kWedge, kTurnsPerRadian,
   kBrightness, kSaturation, kContrast, kSigma, kNumFloatParams
 };
+// Images with a side above this are refused in float geometry: the coordinate error there
+// (about 4e-3 pixel) would move sharp edges by more than float32's own value resolution allows.
+constexpr int64_t kMaxFloatGeometrySide = 16384;
 // Integer row (int64): fold k and the cutout rectangle [y0, y1) x [x0, x1) in source pixels.
 enum IntParam : int { kFoldK = 0, kCutY0, kCutX0, kCutY1, kCutX1, kNumIntParams };
 
@@ -104,46 +112,53 @@ KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
 // ---- one sample's parameters, read from the packed rows
 template <typename acc_t>
 struct SampleParams {
-  double a00, a01, a02, a10, a11, a12;
-  double cx, cy, phase;
+  acc_t p00, p01, p02, p10, p11, p12;  // pixel-space affine
+  acc_t cx, cy, phase;                 // fold centre (pixels) and phase
+  acc_t wedge, turns_per_radian;       // pi / k and k / (2 pi), for k = fold_k > 0
   acc_t brightness, saturation, contrast, sigma;
   int64_t fold_k;
-  int64_t cut_y0, cut_x0, cut_y1, cut_x1;
+  acc_t cut_y0, cut_x0, cut_y1, cut_x1;  // cutout [y0, y1) x [x0, x1), whole pixels
 };
 
+// Once per image (per row on the CPU): conversions to acc_t only.
 template <typename acc_t>
 KT_HD SampleParams<acc_t> load_params(const double* frow, const int64_t* irow) {
   SampleParams<acc_t> p;
-  p.a00 = frow[kA00]; p.a01 = frow[kA01]; p.a02 = frow[kA02];
-  p.a10 = frow[kA10]; p.a11 = frow[kA11]; p.a12 = frow[kA12];
-  p.cx = frow[kCx]; p.cy = frow[kCy]; p.phase = frow[kPhase];
+  p.p00 = static_cast<acc_t>(frow[kP00]); p.p01 = static_cast<acc_t>(frow[kP01]);
+  p.p02 = static_cast<acc_t>(frow[kP02]); p.p10 = static_cast<acc_t>(frow[kP10]);
+  p.p11 = static_cast<acc_t>(frow[kP11]); p.p12 = static_cast<acc_t>(frow[kP12]);
+  p.cx = static_cast<acc_t>(frow[kCx]); p.cy = static_cast<acc_t>(frow[kCy]);
+  p.phase = static_cast<acc_t>(frow[kPhase]);
   p.brightness = static_cast<acc_t>(frow[kBrightness]);
   p.saturation = static_cast<acc_t>(frow[kSaturation]);
   p.contrast = static_cast<acc_t>(frow[kContrast]);
   p.sigma = static_cast<acc_t>(frow[kSigma]);
   p.fold_k = irow[kFoldK];
-  p.cut_y0 = irow[kCutY0]; p.cut_x0 = irow[kCutX0];
-  p.cut_y1 = irow[kCutY1]; p.cut_x1 = irow[kCutX1];
+  p.wedge = static_cast<acc_t>(frow[kWedge]);
+  p.turns_per_radian = static_cast<acc_t>(frow[kTurnsPerRadian]);
+  // Whole pixels in [-1, side + 1] (the host clamps them): exact in float.
+  p.cut_y0 = static_cast<acc_t>(static_cast<int32_t>(irow[kCutY0]));
+  p.cut_x0 = static_cast<acc_t>(static_cast<int32_t>(irow[kCutX0]));
+  p.cut_y1 = static_cast<acc_t>(static_cast<int32_t>(irow[kCutY1]));
+  p.cut_x1 = static_cast<acc_t>(static_cast<int32_t>(irow[kCutX1]));
   return p;
 }
 
-// ---- chain step 1: kaleidoscopic fold of the output coordinate (u, v), in place.
+// ---- chain step 1: kaleidoscopic fold of the output pixel (x, y), in place, in pixel units
+// about the fold centre (the spec's normalised offsets times half the image side).
 template <typename acc_t>
-KT_HD void fold_unchecked(const SampleParams<acc_t>& p, double half_w, double half_h, double* u, double* v) {
-  const double pi = 3.14159265358979323846;
-  const double dx = (*u - p.cx) * half_w;
-  const double dy = (*v - p.cy) * half_h;
-  const double r = sqrt(dx * dx + dy * dy);
-  const double t = fastmath::atan2(dy, dx) - p.phase;
-  const double k = static_cast<double>(p.fold_k);
-  const double wedge = pi / k;
-  const double period = wedge + wedge;
-  double m = t - period * kt_floor(t * (k * (0.5 / pi)));  // t / period, as a product
-  m = m > wedge ? period - m : m;
-  double sin_m, cos_m;
+KT_HD void fold_unchecked(const SampleParams<acc_t>& p, acc_t* x, acc_t* y) {
+  const acc_t dx = *x - p.cx;
+  const acc_t dy = *y - p.cy;
+  const acc_t r = kt_sqrt(dx * dx + dy * dy);
+  const acc_t t = fastmath::atan2(dy, dx) - p.phase;
+  const acc_t period = p.wedge + p.wedge;
+  acc_t m = t - period * kt_floor(t * p.turns_per_radian);  // t mod period, as a product
+  m = m > p.wedge ? period - m : m;
+  acc_t sin_m, cos_m;
   fastmath::sincos(m + p.phase, &sin_m, &cos_m);
-  *u = p.cx + r * cos_m * (1.0 / half_w);
-  *v = p.cy + r * sin_m * (1.0 / half_h);
+  *x = p.cx + r * cos_m;
+  *y = p.cy + r * sin_m;
 }
 
 // ---- chain step 4: padding rules of grid_sample with align_corners=False, on pixel coordinates.
@@ -194,40 +209,37 @@ struct Taps {
 // affine and padding, with the padding mode and the fold switch fixed at compile time.
 template <int kPadding, bool kFold, typename acc_t, typename index_t>
 KT_HD void source_coordinates(const SampleParams<acc_t>& p, index_t i, index_t j, index_t H, index_t W,
-                              double* xs, double* ys) {
-  const double fw = static_cast<double>(W), fh = static_cast<double>(H);
-  // 2 j + 1 in double: exact, and it cannot overflow index_t at any width.
-  double u = (2.0 * static_cast<double>(j) + 1.0) / fw - 1.0;
-  double v = (2.0 * static_cast<double>(i) + 1.0) / fh - 1.0;
-  if (kFold) fold_unchecked(p, 0.5 * fw, 0.5 * fh, &u, &v);
-  const double us = p.a00 * u + p.a01 * v + p.a02;
-  const double vs = p.a10 * u + p.a11 * v + p.a12;
-  *xs = pad_coordinate<kPadding>(((us + 1.0) * fw - 1.0) * 0.5, W);
-  *ys = pad_coordinate<kPadding>(((vs + 1.0) * fh - 1.0) * 0.5, H);
+                              acc_t* xs, acc_t* ys) {
+  acc_t x = static_cast<acc_t>(j), y = static_cast<acc_t>(i);  // exact: sides are below 2^24
+  if (kFold) fold_unchecked(p, &x, &y);
+  *xs = pad_coordinate<kPadding>(p.p00 * x + p.p01 * y + p.p02, W);
+  *ys = pad_coordinate<kPadding>(p.p10 * x + p.p11 * y + p.p12, H);
 }
 
 // Chain steps 4-5: the four bilinear taps of source point (xs, ys), dropping taps outside the
-// image or inside the cutout. index_t must hold H * W (the host packs cutout bounds to fit too).
-// Tests and offsets are computed in double and converted once at the end: one mask width and
-// no branches, which is what lets g++ vectorise the CPU's loop over a row.
+// image or inside the cutout. index_t must hold H * W. The tests are made on whole-pixel values
+// of acc_t and the offsets in index_t, with selects instead of branches, which is what lets
+// g++ vectorise the CPU's loop over a row.
 template <typename acc_t, typename index_t>
-KT_HD Taps<acc_t, index_t> bilinear_taps(const SampleParams<acc_t>& p, double xs, double ys, index_t H, index_t W) {
-  const double fw = static_cast<double>(W), fh = static_cast<double>(H);
-  const double x0 = kt_floor(xs), y0 = kt_floor(ys);
-  const double fx = xs - x0, fy = ys - y0;
-  const double w[4] = {(1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy};
-  const double cut_y0 = static_cast<double>(p.cut_y0), cut_y1 = static_cast<double>(p.cut_y1);
-  const double cut_x0 = static_cast<double>(p.cut_x0), cut_x1 = static_cast<double>(p.cut_x1);
+KT_HD Taps<acc_t, index_t> bilinear_taps(const SampleParams<acc_t>& p, acc_t xs, acc_t ys, index_t H, index_t W) {
+  const acc_t one = static_cast<acc_t>(1), zero = static_cast<acc_t>(0);
+  const acc_t fw = static_cast<acc_t>(W), fh = static_cast<acc_t>(H);
+  const acc_t x0 = kt_floor(xs), y0 = kt_floor(ys);
+  const acc_t fx = xs - x0, fy = ys - y0;
+  const acc_t w[4] = {(one - fx) * (one - fy), fx * (one - fy), (one - fx) * fy, fx * fy};
+  // Padding keeps coordinates in [-2, side + 1], so these conversions are always defined.
+  const index_t ix0 = static_cast<index_t>(x0), iy0 = static_cast<index_t>(y0);
   Taps<acc_t, index_t> taps;
-  taps.weight_sum = static_cast<acc_t>(0);
+  taps.weight_sum = zero;
 KT_UNROLL
   for (int t = 0; t < 4; ++t) {
-    const double tx = x0 + static_cast<double>(t & 1), ty = y0 + static_cast<double>(t >> 1);
-    const bool inside = (tx >= 0.0) & (tx < fw) & (ty >= 0.0) & (ty < fh);
-    const bool outside_cut = (ty < cut_y0) | (ty >= cut_y1) | (tx < cut_x0) | (tx >= cut_x1);
-    const double keep = (inside & outside_cut) ? 1.0 : 0.0;
-    taps.offset[t] = static_cast<index_t>(keep * (ty * fw + tx));
-    taps.weight[t] = static_cast<acc_t>(keep * w[t]);
+    const acc_t tx = x0 + static_cast<acc_t>(t & 1), ty = y0 + static_cast<acc_t>(t >> 1);
+    const bool inside = (tx >= zero) & (tx < fw) & (ty >= zero) & (ty < fh);
+    const bool outside_cut = (ty < p.cut_y0) | (ty >= p.cut_y1) | (tx < p.cut_x0) | (tx >= p.cut_x1);
+    const bool keep = inside & outside_cut;
+    const index_t offset = (iy0 + static_cast<index_t>(t >> 1)) * W + ix0 + static_cast<index_t>(t & 1);
+    taps.offset[t] = keep ? offset : static_cast<index_t>(0);
+    taps.weight[t] = keep ? w[t] : zero;
     taps.weight_sum += taps.weight[t];
   }
   return taps;
@@ -237,7 +249,7 @@ KT_UNROLL
 template <int kPadding, bool kFold, typename acc_t, typename index_t>
 KT_HD Taps<acc_t, index_t> compute_taps_static(const SampleParams<acc_t>& p, index_t i, index_t j,
                                                index_t H, index_t W) {
-  double xs, ys;
+  acc_t xs, ys;
   source_coordinates<kPadding, kFold>(p, i, j, H, W, &xs, &ys);
   return bilinear_taps<acc_t, index_t>(p, xs, ys, H, W);
 }
