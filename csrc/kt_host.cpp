@@ -28,7 +28,7 @@ void check_image(const at::Tensor& x, const char* name) {
               "kaleidoscope: ", name, " must be float16, bfloat16, float32 or float64, got ", t);
   TORCH_CHECK(t == at::kDouble || std::max(x.size(2), x.size(3)) <= kMaxFloatGeometrySide, "kaleidoscope: ", name,
               " is ", x.size(2), " x ", x.size(3), "; ", t, " images compute their geometry in float32, which is "
-              "accurate to about side * 2^-22 pixel, and sides above ", kMaxFloatGeometrySide,
+              "accurate to within side * 2^-19 pixel, and sides above ", kMaxFloatGeometrySide,
               " are refused: convert the images to float64");
 }
 

@@ -23,14 +23,14 @@ enum Padding : int { kZeros = 0, kBorder = 1, kReflection = 2 };
 //
 // Geometry (fold, affine, pixel coordinates, bilinear weights) runs in acc_t: float for
 // float32, float16 and bfloat16 inputs, double for float64 (docs/kt_op.md, "Precision"). In
-// float its coordinate error is a few float ulps of the image side, about side * 2^-22 pixel, and
+// float its coordinate error stays within side * 2^-19 pixel (tests/test_float_geometry.py), and
 // the host refuses float geometry on sides above kMaxFloatGeometrySide.
 enum FloatParam : int {
   kP00 = 0, kP01, kP02, kP10, kP11, kP12, kCx, kCy, kPhase, kWedge, kTurnsPerRadian,
   kBrightness, kSaturation, kContrast, kSigma, kNumFloatParams
 };
 // Images with a side above this are refused in float geometry: the coordinate error there
-// (about 4e-3 pixel) would move sharp edges by more than float32's own value resolution allows.
+// (up to about 3e-2 pixel) would move sharp edges by more than float32's own value resolution allows.
 constexpr int64_t kMaxFloatGeometrySide = 16384;
 // Integer row (int64): fold k and the cutout rectangle [y0, y1) x [x0, x1) in source pixels.
 enum IntParam : int { kFoldK = 0, kCutY0, kCutX0, kCutY1, kCutX1, kNumIntParams };
