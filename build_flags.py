@@ -27,10 +27,16 @@ def cpu_arch_flags():
     flags = set(flags)
     if not {"avx2", "fma"} <= flags:
         return []
-    isa = ["-mavx2", "-mfma"]
+    # -mtune=native: the compiler's cost model for this CPU. It decides, among other things, whether
+    # the bilinear taps are read with hardware gathers or with scalar loads (the generic tuning,
+    # which newer g++ also keeps for CPUs whose gathers are slowed by the Downfall microcode fix).
+    # g++ 12 on this project's Xeon chooses gathers: the forward kernel at (256, 3, 32, 32) goes
+    # from 1.03 to 0.63 ms (benchmarks/results/bench_op_cpu.md has the figures of record).
+    isa = ["-mavx2", "-mfma", "-mtune=native"]
     avx512 = {"avx512f", "avx512dq", "avx512vl", "avx512bw"}
     if avx512 <= flags:  # wider integer multiplies: the Philox noise runs about 1.7x faster
-        isa += ["-m" + f for f in sorted(avx512)]
+        # A CPU-specific tuning may prefer 256-bit vectors; the noise is faster in 512-bit ones.
+        isa += ["-m" + f for f in sorted(avx512)] + ["-mprefer-vector-width=512"]
     return isa
 
 
