@@ -1,6 +1,7 @@
 """Data, models, initialisation, DM, evaluation, privacy and the CLI, on tiny data."""
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -290,3 +291,15 @@ def test_cli_demo_writes_the_kt_grid_and_a_speed_report(tmp_path, capsys):
     report = json.load(open(os.path.join(out, "report.json")))
     assert os.path.getsize(os.path.join(out, "kt_grid.png")) > 0
     assert report["timing"]["fused_fwd_bwd_ms"] > 0 and "speed" in capsys.readouterr().out
+
+
+def test_cli_missing_optional_dependency_names_the_extra(tmp_path, capsys, monkeypatch):
+    # As on an install without the [distill] extras: importing tqdm fails.
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    code = cli.main(["distill", "--out", str(tmp_path / "r"), "--iterations", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "'tqdm' is not installed" in err and 'kaleido-cuda[distill]' in err
+    # A module that is no optional dependency is a bug: its error is not turned into that line.
+    assert cli.missing_dependency_line("distill", ModuleNotFoundError("x", name="kaleido_cuda._nope")) is None
