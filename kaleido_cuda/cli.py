@@ -85,8 +85,15 @@ def _distill(args):
                     eval=EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs,
                                     impl="eager" if args.augment == "eager" else "fused"),
                     full_epochs=args.full_epochs, baselines=not args.no_baselines)
-    metrics = distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet)
-    _print_metrics(args.out, metrics)
+    from .distributed import close_world, init_world
+
+    world = init_world(args.device)  # under torchrun: this rank's share of the work
+    try:
+        metrics = distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet and world.main)
+        if world.main:
+            _print_metrics(args.out, metrics)
+    finally:
+        close_world()
     return 0
 
 
@@ -288,6 +295,10 @@ def main(argv=None) -> int:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_quickstart)
     args = ap.parse_args(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command != "distill":
+        print(f"kaleido {args.command}: error: only `kaleido distill` (DM) runs under torchrun so far; "
+              "run this command as one process", file=sys.stderr)
+        return 2
     if getattr(args, "device", "cpu").startswith("cuda"):
         import torch
 

@@ -25,6 +25,7 @@ import torch
 
 from .atomic import atomic_path, write_json_atomic
 from .data import load_dataset
+from .distributed import check_same_options, init_world
 from .distill import CONFIGS, LOOPS, METHODS, DCConfig, DMConfig, MTTConfig
 from .distill.buffer import missing_buffer_error
 from .evaluate import EvalConfig, EvalResult, evaluate_set
@@ -182,9 +183,17 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
 
 
 def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True) -> dict:
-    """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content."""
+    """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content.
+
+    Under torchrun (DM only so far) every rank distils its share of the classes; rank 0 alone
+    writes the outputs, evaluates and reports, and the other ranks return {} once the synthetic set
+    is complete. The output folder must be one that every rank sees (a shared file system when
+    the ranks are on several machines): the checkpoint that --resume reads is there."""
     cfg.check()
-    os.makedirs(out, exist_ok=True)
+    world = init_world(cfg.device)
+    if world.distributed and cfg.method != "dm":
+        raise ValueError(f"torchrun: {cfg.method} is not sharded yet (only dm is); run it as one process")
+    check_same_options(world, {"config": asdict(cfg), "out": os.path.abspath(out), "resume": resume})
     config_path = os.path.join(out, "config.json")
     if resume and os.path.exists(config_path):
         saved = json.load(open(config_path))
@@ -194,18 +203,26 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
                 d.get(method, {}).pop("iterations", None)
         if saved != mine:
             raise ValueError(f"--resume: {out} holds a run with another configuration; use another --out")
-    write_json_atomic(config_path, asdict(cfg))
-    log = _logger(out)
-    log.info(f"run {json.dumps(asdict(cfg))}")
+    if world.main:
+        os.makedirs(out, exist_ok=True)
+        write_json_atomic(config_path, asdict(cfg))
+        log = _logger(out)
+        log.info(f"run {json.dumps(asdict(cfg))}")
+        if world.distributed:
+            log.info(f"torchrun: {world.size} ranks, classes split among them")
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
     syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed,
                                  num_classes=ds.num_classes)
-    save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "init_grid.png"))
+    if world.main:
+        save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "init_grid.png"))
     start = time.perf_counter()
     images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
-                                        checkpoint=os.path.join(out, "checkpoint.pt"), resume=resume, progress=progress)
+                                        checkpoint=os.path.join(out, "checkpoint.pt"), resume=resume,
+                                        progress=progress and world.main)
+    if not world.main:
+        return {}
     learned = dict(history.extra)
     _use_learned_lr(cfg, learned)
     iterations = max(len(history.losses), 1)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
 from ..atomic import atomic_path
+from ..distributed import SINGLE, World, main_decides, sync_rows
 from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 
 
@@ -32,6 +33,12 @@ class LoopOptions:
 
 def iteration_seed(seed: int, iteration: int) -> int:
     return (int(seed) * 1_000_003 + int(iteration)) % (2**63)
+
+
+def class_generator(seed: int, iteration: int, c: int) -> torch.Generator:
+    """The generator of class c's random draws at an iteration: keyed by (seed, iteration, class),
+    so a class draws the same numbers whichever rank owns it and in whatever order classes run."""
+    return torch.Generator().manual_seed((iteration_seed(seed, iteration) * 1_000_033 + int(c) + 1) % (2**63))
 
 
 @dataclass
@@ -103,13 +110,22 @@ def class_rows(labels: torch.Tensor, num_classes: int) -> List[torch.Tensor]:
 
 def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor, opt: torch.optim.Optimizer,
                    step: Callable[[int, torch.Generator], float], augment: Augmenter, checkpoint: Optional[str],
-                   resume: bool, progress: bool, extra: Optional[Dict[str, torch.Tensor]] = None) -> History:
+                   resume: bool, progress: bool, extra: Optional[Dict[str, torch.Tensor]] = None,
+                   world: World = SINGLE, row_owner: Optional[Sequence[int]] = None) -> History:
     """The loop every method shares: resume (refusing another configuration), one `step(it, g)` per
     iteration with g seeded from (cfg.seed, it) and torch's global RNG seeded the same way (network
     initialisation), timing, progress bar, atomic checkpoints every cfg.checkpoint_every_s seconds
     and at the end. `step` updates `images` (a leaf optimised by `opt`) and returns the loss.
-    `extra`: other learned tensors (MTT's learning rate), saved and restored with the images."""
+    `extra`: other learned tensors (MTT's learning rate), saved and restored with the images.
+
+    Sharded (world.size > 1): each rank's step updates the image rows it owns (row_owner[i] is the
+    rank of row i) and returns the loss summed over all ranks. Rank 0's clock decides when to
+    checkpoint; the owners' rows of the images and of the optimiser's momentum are then copied to
+    every rank and rank 0 writes the whole state, so a checkpoint resumes under any number of ranks.
+    Progress bars only on rank 0."""
     extra = extra or {}
+    if world.distributed and row_owner is None:
+        raise ValueError("run_iterations: a sharded run needs the owner rank of every image row")
     from tqdm.auto import tqdm
 
     history, start = History(), 0
@@ -128,7 +144,7 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
         history, start = History(**state["history"]), int(state["iteration"])
     clock = CheckpointClock(cfg.checkpoint_every_s)
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc=method.upper(),
-               disable=not progress)
+               disable=not (progress and world.main))
     for it in bar:
         t0, aug0 = time.perf_counter(), augment.seconds
         g = torch.Generator().manual_seed(iteration_seed(cfg.seed, it))
@@ -138,9 +154,22 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
         history.seconds += history.iteration_seconds[-1]
         history.augment_seconds += augment.seconds - aug0
         bar.set_postfix(loss=f"{history.losses[-1]:.3g}")
-        if checkpoint and (clock.due() or it + 1 == cfg.iterations):
-            save_checkpoint(checkpoint, {"method": method, "config": asdict(cfg), "iteration": it + 1,
-                                         "images": images.detach().cpu(), "labels": labels.cpu(),
-                                         "extra": {k: v.detach().cpu() for k, v in extra.items()},
-                                         "optimizer": opt.state_dict(), "history": history.as_dict()})
+        if checkpoint and main_decides(world, clock.due() or it + 1 == cfg.iterations):
+            _sync_shards(world, images, opt, row_owner)
+            if world.main:
+                save_checkpoint(checkpoint, {"method": method, "config": asdict(cfg), "iteration": it + 1,
+                                             "images": images.detach().cpu(), "labels": labels.cpu(),
+                                             "extra": {k: v.detach().cpu() for k, v in extra.items()},
+                                             "optimizer": opt.state_dict(), "history": history.as_dict()})
+    _sync_shards(world, images, opt, row_owner)  # every rank returns the whole set
     return history
+
+
+def _sync_shards(world: World, images: torch.Tensor, opt: torch.optim.Optimizer, row_owner) -> None:
+    """Copies each owner's rows of the images and of their per-element optimiser state to every rank."""
+    if not world.distributed:
+        return
+    sync_rows(world, images, row_owner)
+    for value in opt.state.get(images, {}).values():
+        if isinstance(value, torch.Tensor) and value.shape == images.shape:
+            sync_rows(world, value, row_owner)

@@ -12,8 +12,9 @@ from typing import Optional, Tuple
 
 import torch
 
+from ..distributed import all_sum, current_world
 from ..models import get_model
-from .common import Augmenter, History, LoopOptions, class_rows, run_iterations
+from .common import Augmenter, History, LoopOptions, class_generator, class_rows, run_iterations
 
 
 @dataclass
@@ -28,12 +29,25 @@ def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
                resume: bool = False, progress: bool = True) -> Tuple[torch.Tensor, History]:
     """Runs DM from the initial synthetic set; returns the final images and the loss history.
     With `checkpoint`, saves there every cfg.checkpoint_every_s seconds and at the end; with
-    `resume`, continues from it (same result as an uninterrupted run)."""
+    `resume`, continues from it (same result as an uninterrupted run).
+
+    Under torchrun the classes are split across ranks: each class's term of the loss touches only
+    that class's images, so a rank matches and updates its own classes, with the iteration's
+    network drawn alike on every rank and each class's real batch and augmentation seed drawn from
+    a generator keyed by (seed, iteration, class). The synthetic set is the same, bit for bit, for
+    any number of ranks (with the same number of threads per process); the logged loss, summed
+    across ranks, can differ in its last bits."""
+    world = current_world()
+    if world.size > num_classes:
+        raise ValueError(f"torchrun: {world.size} ranks but only {num_classes} classes to split among them; "
+                         f"use at most {num_classes} processes")
     images = syn_images.detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     real_rows, syn_rows = class_rows(real_labels, num_classes), class_rows(syn_labels, num_classes)
     augment = Augmenter(cfg.augment)
     size = tuple(real_images.shape[-2:])
+    mine = world.owned(num_classes)
+    row_owner = [world.owner(int(c), num_classes) for c in syn_labels.cpu()]
 
     def step(it: int, g: torch.Generator) -> float:
         net = get_model(cfg.model, real_images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
@@ -41,10 +55,11 @@ def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
         for p in net.parameters():
             p.requires_grad_(False)
         loss = images.new_zeros(())
-        for c in range(num_classes):
+        for c in mine:
+            gc = class_generator(cfg.seed, it, c)
             rows = real_rows[c]
-            real = real_images[rows[torch.randperm(len(rows), generator=g)[:cfg.batch_real]].to(real_images.device)]
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+            real = real_images[rows[torch.randperm(len(rows), generator=gc)[:cfg.batch_real]].to(real_images.device)]
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gc))
             with torch.no_grad():
                 mean_real = net.embed(augment(real, seed)).mean(0)
             mean_syn = net.embed(augment(images[syn_rows[c]], seed)).mean(0)
@@ -52,7 +67,8 @@ def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss.detach())
+        return all_sum(world, float(loss.detach()))
 
-    history = run_iterations("dm", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress)
+    history = run_iterations("dm", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress,
+                             world=world, row_owner=row_owner)
     return images.detach(), history

@@ -1,0 +1,101 @@
+"""torchrun: DM sharded by class gives the same synthetic set as one process, resumes under another
+number of ranks, and bad launches give one clear error (gloo on the CPU, one thread per process)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kaleido_cuda import cli
+from kaleido_cuda.distill import DMConfig, distill_dm
+from kaleido_cuda.distributed import World
+
+TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+pytestmark = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun is not installed")
+
+# Small and quick: 3 DM iterations at IPC 2, one evaluation model of one epoch.
+SMALL = ["--ipc", "2", "--eval-runs", "1", "--eval-epochs", "1", "--no-baselines", "--quiet",
+         "--checkpoint-every", "0"]
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the same threads per process in every launch
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def _distill(out, ranks, iterations, extra=()):
+    args = ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL, *extra]
+    if ranks == 1:
+        cmd = [sys.executable, "-m", "kaleido_cuda", *args]
+    else:
+        cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(ranks), "-m", "kaleido_cuda", *args]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+
+
+def _images(out):
+    return torch.load(os.path.join(out, "synthetic.pt"), map_location="cpu", weights_only=False)["images"]
+
+
+def test_dm_on_two_ranks_equals_one_process_and_resumes_on_another_count(tmp_path):
+    one = _distill(tmp_path / "one", 1, 4)
+    assert one.returncode == 0, one.stderr[-2000:]
+    # Two ranks for 2 iterations, then the rest in one process from the two-rank checkpoint.
+    two = _distill(tmp_path / "two", 2, 2)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "torchrun: 2 ranks" in open(tmp_path / "two" / "log.txt").read()
+    resumed = _distill(tmp_path / "two", 1, 4, extra=["--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.equal(_images(tmp_path / "one"), _images(tmp_path / "two"))
+    # And the other way: one process for 2 iterations, two ranks for the rest.
+    first = _distill(tmp_path / "three", 1, 2)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rest = _distill(tmp_path / "three", 2, 4, extra=["--resume"])
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    assert torch.equal(_images(tmp_path / "one"), _images(tmp_path / "three"))
+
+
+def test_ranks_launched_with_different_options_stop_with_one_clear_error(tmp_path):
+    script = tmp_path / "launch.py"
+    # Rank 1 gets another seed: what a hand-edited per-node command could do.
+    script.write_text(
+        "import os, sys\n"
+        "from kaleido_cuda.cli import main\n"
+        f"args = ['distill', '--out', {str(tmp_path / 'r')!r}, '--iterations', '1'] + {SMALL!r}\n"
+        "args += ['--seed', '1'] if os.environ['RANK'] == '1' else []\n"
+        "sys.exit(main(args))\n")
+    run = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", str(script)], env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "were launched with other options than rank 0" in run.stderr
+    assert not os.path.exists(tmp_path / "r" / "synthetic.pt")
+
+
+def test_more_ranks_than_classes_is_refused(monkeypatch):
+    import kaleido_cuda.distill.dm as dm
+
+    monkeypatch.setattr(dm, "current_world", lambda: World(rank=0, size=3))
+    x = torch.randn(4, 1, 8, 8)
+    y = torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="3 ranks but only 2 classes"):
+        distill_dm(x[::2].clone(), y[::2].clone(), x, y, 2, DMConfig(iterations=1), progress=False)
+
+
+def test_commands_not_sharded_yet_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["eval", str(tmp_path)]) == 2
+    assert "only `kaleido distill` (DM) runs under torchrun" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+def test_classes_are_split_into_contiguous_balanced_blocks(size):
+    for keys in range(size, 13):
+        owners = [World(rank=0, size=size).owner(k, keys) for k in range(keys)]
+        assert owners == sorted(owners) and set(owners) == set(range(size))
+        counts = [owners.count(r) for r in range(size)]
+        assert max(counts) - min(counts) <= 1
+        for r in range(size):
+            assert World(rank=r, size=size).owned(keys) == [k for k in range(keys) if owners[k] == r]
