@@ -126,9 +126,18 @@ def _eval(args):
     from .evaluate import EvalConfig
     from .run import evaluate_run
 
+    from .distributed import close_world, init_world
+
     cfg = EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs)
-    metrics = evaluate_run(args.run, cfg, baselines=not args.no_baselines, progress=not args.quiet)
-    _print_metrics(args.run, metrics)
+    config = os.path.join(args.run, "config.json")
+    device = json.load(open(config)).get("device", "cpu") if os.path.exists(config) else "cpu"
+    world = init_world(device)  # under torchrun: this rank's share of the models
+    try:
+        metrics = evaluate_run(args.run, cfg, baselines=not args.no_baselines, progress=not args.quiet and world.main)
+        if world.main:
+            _print_metrics(args.run, metrics)
+    finally:
+        close_world()
     return 0
 
 
@@ -295,9 +304,9 @@ def main(argv=None) -> int:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_quickstart)
     args = ap.parse_args(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command != "distill":
-        print(f"kaleido {args.command}: error: only `kaleido distill` (DM) runs under torchrun so far; "
-              "run this command as one process", file=sys.stderr)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("distill", "eval"):
+        print(f"kaleido {args.command}: error: only `kaleido distill` (DM) and `kaleido eval` run under torchrun "
+              "so far; run this command as one process", file=sys.stderr)
         return 2
     if getattr(args, "device", "cpu").startswith("cuda"):
         import torch

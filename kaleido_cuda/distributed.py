@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import torch
 
@@ -145,3 +145,18 @@ def sync_rows(world: World, tensor: torch.Tensor, row_owner: Sequence[int]) -> N
         dist.broadcast(part, src=r)
         with torch.no_grad():
             tensor[rows] = part
+
+
+def gather_keyed(world: World, keys: int, compute: Callable[[int], object]) -> List[object]:
+    """[compute(0), ..., compute(keys - 1)] on every rank, each key computed once, by its owner
+    (keyed work such as model k trained from seed + k: the list is the same for any number of
+    ranks). compute must not itself use collectives."""
+    if not world.distributed:
+        return [compute(k) for k in range(keys)]
+    import torch.distributed as dist
+
+    mine = {k: compute(k) for k in world.owned(keys)}
+    parts: List[dict] = [{} for _ in range(world.size)]
+    dist.all_gather_object(parts, mine)
+    merged = {k: v for part in parts for k, v in part.items()}
+    return [merged[k] for k in range(keys)]

@@ -93,9 +93,19 @@ def train_model(images: torch.Tensor, labels: torch.Tensor, num_classes: int, cf
 def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                  num_classes: int, cfg: EvalConfig, seed: int = 0,
                  progress: Optional[Callable[[int], None]] = None) -> EvalResult:
-    """Trains cfg.runs fresh models (seeds seed, seed + 1, ...) and tests each on the test split."""
-    result = EvalResult()
-    for run in range(cfg.runs):
-        model = train_model(images, labels, num_classes, cfg, seed + run, on_epoch=progress)
-        result.accuracies.append(accuracy(model, test_images, test_labels))
-    return result
+    """Trains cfg.runs fresh models (seeds seed, seed + 1, ...) and tests each on the test split.
+    Under torchrun the models are split across the ranks by index (every rank gets every accuracy)."""
+    from .distributed import current_world, gather_keyed
+
+    def one(run: int) -> float:
+        return train_and_test(images, labels, test_images, test_labels, num_classes, cfg, seed + run, progress)
+
+    return EvalResult(gather_keyed(current_world(), cfg.runs, one))
+
+
+def train_and_test(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
+                   num_classes: int, cfg: EvalConfig, seed: int,
+                   progress: Optional[Callable[[int], None]] = None) -> float:
+    """One model trained from `seed` on (images, labels): its accuracy on the test split."""
+    model = train_model(images, labels, num_classes, cfg, seed, on_epoch=progress)
+    return float(accuracy(model, test_images, test_labels))

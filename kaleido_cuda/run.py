@@ -25,10 +25,10 @@ import torch
 
 from .atomic import atomic_path, write_json_atomic
 from .data import load_dataset
-from .distributed import check_same_options, init_world
+from .distributed import check_same_options, current_world, gather_keyed, init_world
 from .distill import CONFIGS, LOOPS, METHODS, DCConfig, DMConfig, MTTConfig
 from .distill.buffer import missing_buffer_error
-from .evaluate import EvalConfig, EvalResult, evaluate_set
+from .evaluate import EvalConfig, EvalResult, evaluate_set, train_and_test
 from .grids import save_class_grid, save_pairs_grid
 from .init import METHODS as INITS, initial_indices, initialize, select_real
 from .privacy import nearest_neighbours
@@ -91,6 +91,15 @@ def _logger(out: str) -> logging.Logger:
     return log
 
 
+def _silent_logger() -> logging.Logger:
+    """For ranks other than 0: they write no log."""
+    log = logging.getLogger("kaleido.run.other_rank")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return log
+
+
 @contextlib.contextmanager
 def _stage(name: str, total_epochs: int, progress: bool):
     """A progress bar over a stage's training epochs (models x epochs), then one line with its time:
@@ -109,21 +118,26 @@ def _stage(name: str, total_epochs: int, progress: bool):
 
 def _baselines(cfg: RunConfig, ds, device, progress: bool = False) -> dict:
     """'random_real': a random real subset of the same IPC (a new subset per evaluation model);
-    'full': the whole training set, trained for cfg.full_epochs epochs."""
+    'full': the whole training set, trained for cfg.full_epochs epochs. Under torchrun the models
+    (the subsets' and the full set's, keyed by index) are split across the ranks."""
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
     tx, ty = ds.test_images.to(device), ds.test_labels.to(device)
-    runs = []
-    with _stage(f"baseline: random real subsets ({cfg.eval.runs} models)", cfg.eval.runs * cfg.eval.epochs,
-                progress) as tick:
-        for r in range(cfg.eval.runs):
-            idx = select_real(ds.train_labels, cfg.ipc, ds.num_classes, seed=cfg.seed + 1000 + r).to(device)
-            one = dataclasses.replace(cfg.eval, runs=1)
-            runs.append(evaluate_set(x[idx], y[idx], tx, ty, ds.num_classes, one, seed=cfg.seed + r,
-                                     progress=tick).accuracies[0])
+    one = dataclasses.replace(cfg.eval, runs=1)
     full_cfg = dataclasses.replace(cfg.eval, runs=1, epochs=cfg.full_epochs)
-    with _stage("baseline: full training set", cfg.full_epochs, progress) as tick:
-        full = evaluate_set(x, y, tx, ty, ds.num_classes, full_cfg, seed=cfg.seed, progress=tick)
-    return {"random_real": EvalResult(runs).as_dict(), "full": {"mean": full.mean, "epochs": cfg.full_epochs}}
+    world = current_world()
+
+    def model(r: int, tick) -> float:
+        if r == cfg.eval.runs:  # the last key: the full training set
+            return train_and_test(x, y, tx, ty, ds.num_classes, full_cfg, cfg.seed, tick)
+        idx = select_real(ds.train_labels, cfg.ipc, ds.num_classes, seed=cfg.seed + 1000 + r).to(device)
+        return train_and_test(x[idx], y[idx], tx, ty, ds.num_classes, one, cfg.seed + r, tick)
+
+    total = cfg.eval.runs * cfg.eval.epochs + cfg.full_epochs
+    with _stage(f"baselines: random real subsets ({cfg.eval.runs} models) and the full training set", total,
+                progress and world.main) as tick:
+        accuracies = gather_keyed(world, cfg.eval.runs + 1, lambda r: model(r, tick))
+    return {"random_real": EvalResult(accuracies[:-1]).as_dict(),
+            "full": {"mean": accuracies[-1], "epochs": cfg.full_epochs}}
 
 
 def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
@@ -159,7 +173,11 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
 
 
 def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool) -> dict:
-    log = _logger(out)
+    """Evaluation models and baselines (split across ranks under torchrun), then rank 0 alone
+    measures privacy and writes metrics.json; the other ranks return {}."""
+    world = current_world()
+    log = _logger(out) if world.main else _silent_logger()
+    progress = progress and world.main
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     t0 = time.perf_counter()
@@ -172,6 +190,8 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
         t0 = time.perf_counter()
         metrics["baselines"] = _baselines(cfg, ds, device, progress)
         log.info(f"baselines {json.dumps(metrics['baselines'])} ({time.perf_counter() - t0:.0f} s)")
+    if not world.main:
+        return {}
     t0 = time.perf_counter()
     with _stage("privacy: nearest neighbours", 0, progress):
         metrics["privacy"] = privacy_report(images, ds, out)
@@ -221,10 +241,10 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
                                         checkpoint=os.path.join(out, "checkpoint.pt"), resume=resume,
                                         progress=progress and world.main)
-    if not world.main:
-        return {}
     learned = dict(history.extra)
     _use_learned_lr(cfg, learned)
+    if not world.main:  # the other ranks help evaluate
+        return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), {}, progress)
     iterations = max(len(history.losses), 1)
     timing = {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
               "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,

@@ -1,5 +1,6 @@
 """torchrun: DM sharded by class gives the same synthetic set as one process, resumes under another
 number of ranks, and bad launches give one clear error (gloo on the CPU, one thread per process)."""
+import json
 import os
 import shutil
 import subprocess
@@ -58,6 +59,22 @@ def test_dm_on_two_ranks_equals_one_process_and_resumes_on_another_count(tmp_pat
     assert torch.equal(_images(tmp_path / "one"), _images(tmp_path / "three"))
 
 
+def test_evaluation_models_split_across_ranks_give_the_same_accuracies(tmp_path):
+    # One distilled set, then `kaleido eval` with 3 models and the baselines, by 1 process and by 2 ranks.
+    made = _distill(tmp_path / "run", 1, 1, extra=["--full-epochs", "1"])
+    assert made.returncode == 0, made.stderr[-2000:]
+    results = []
+    for ranks in (1, 2):
+        args = ["eval", str(tmp_path / "run"), "--eval-runs", "3", "--eval-epochs", "2", "--quiet"]
+        cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
+               [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
+        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        metrics = json.load(open(tmp_path / "run" / "metrics.json"))
+        results.append((metrics["accuracy"]["runs"], metrics["baselines"]))
+    assert len(results[0][0]) == 3 and results[0] == results[1]
+
+
 def test_ranks_launched_with_different_options_stop_with_one_clear_error(tmp_path):
     script = tmp_path / "launch.py"
     # Rank 1 gets another seed: what a hand-edited per-node command could do.
@@ -86,8 +103,8 @@ def test_more_ranks_than_classes_is_refused(monkeypatch):
 
 def test_commands_not_sharded_yet_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli.main(["eval", str(tmp_path)]) == 2
-    assert "only `kaleido distill` (DM) runs under torchrun" in capsys.readouterr().err
+    assert cli.main(["audit", str(tmp_path)]) == 2
+    assert "only `kaleido distill` (DM) and `kaleido eval` run under torchrun" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
