@@ -31,7 +31,7 @@ def cpu_arch_flags():
     # the bilinear taps are read with hardware gathers or with scalar loads (the generic tuning,
     # which newer g++ also keeps for CPUs whose gathers are slowed by the Downfall microcode fix).
     # g++ 12 on this project's Xeon chooses gathers: the forward kernel at (256, 3, 32, 32) goes
-    # from 1.03 to 0.63 ms (benchmarks/results/bench_op_cpu.md has the figures of record).
+    # from 1.03 to 0.65 ms (identity parameters; benchmarks/results/bench_op_cpu.md at commit 2729c93).
     isa = ["-mavx2", "-mfma", "-mtune=native"]
     avx512 = {"avx512f", "avx512dq", "avx512vl", "avx512bw"}
     if avx512 <= flags:  # wider integer multiplies: the Philox noise runs about 1.7x faster

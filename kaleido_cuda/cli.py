@@ -85,13 +85,19 @@ def _distill(args):
                     eval=EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs,
                                     impl="eager" if args.augment == "eager" else "fused"),
                     full_epochs=args.full_epochs, baselines=not args.no_baselines)
-    from .distributed import close_world, init_world
+    return _run_and_report(args.out, lambda: distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet))
 
-    world = init_world(args.device)  # under torchrun: this rank's share of the work
+
+def _run_and_report(out: str, run) -> int:
+    """run() is distill_run or evaluate_run, which join torchrun's process group (if any) from the
+    run's device and show progress on rank 0 only; rank 0 prints the metrics, and the process
+    group is closed however run() ends."""
+    from .distributed import close_world, current_world
+
     try:
-        metrics = distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet and world.main)
-        if world.main:
-            _print_metrics(args.out, metrics)
+        metrics = run()
+        if current_world().main:
+            _print_metrics(out, metrics)
     finally:
         close_world()
     return 0
@@ -126,19 +132,9 @@ def _eval(args):
     from .evaluate import EvalConfig
     from .run import evaluate_run
 
-    from .distributed import close_world, init_world
-
     cfg = EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs)
-    config = os.path.join(args.run, "config.json")
-    device = json.load(open(config)).get("device", "cpu") if os.path.exists(config) else "cpu"
-    world = init_world(device)  # under torchrun: this rank's share of the models
-    try:
-        metrics = evaluate_run(args.run, cfg, baselines=not args.no_baselines, progress=not args.quiet and world.main)
-        if world.main:
-            _print_metrics(args.run, metrics)
-    finally:
-        close_world()
-    return 0
+    return _run_and_report(args.run, lambda: evaluate_run(args.run, cfg, baselines=not args.no_baselines,
+                                                         progress=not args.quiet))
 
 
 def _audit(args):

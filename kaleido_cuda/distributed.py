@@ -91,7 +91,7 @@ def close_world() -> None:
         dist.destroy_process_group()
 
 
-def check_same_options(world: World, options: dict, what: str = "options") -> None:
+def check_same_options(world: World, options: dict) -> None:
     """Raises ValueError on every rank when the ranks were launched with different options."""
     if not world.distributed:
         return
@@ -102,7 +102,7 @@ def check_same_options(world: World, options: dict, what: str = "options") -> No
     dist.all_gather_object(digests, digest)
     if len(set(digests)) > 1:
         differing = [r for r, d in enumerate(digests) if d != digests[0]]
-        raise ValueError(f"torchrun: ranks {differing} were launched with other {what} than rank 0; "
+        raise ValueError(f"torchrun: ranks {differing} were launched with other options than rank 0; "
                          "launch every rank with the same command")
 
 

@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
+from .distributed import current_world, gather_keyed
 from .dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 from .models import get_model
 
@@ -95,8 +96,6 @@ def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
                  progress: Optional[Callable[[int], None]] = None) -> EvalResult:
     """Trains cfg.runs fresh models (seeds seed, seed + 1, ...) and tests each on the test split.
     Under torchrun the models are split across the ranks by index (every rank gets every accuracy)."""
-    from .distributed import current_world, gather_keyed
-
     def one(run: int) -> float:
         return train_and_test(images, labels, test_images, test_labels, num_classes, cfg, seed + run, progress)
 

@@ -159,8 +159,10 @@ def _use_learned_lr(cfg: RunConfig, learned: dict) -> None:
 
 def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Optional[bool] = None,
                  progress: bool = True) -> dict:
-    """(Re-)evaluates the synthetic set of a finished run and rewrites its metrics.json."""
+    """(Re-)evaluates the synthetic set of a finished run and rewrites its metrics.json. Under
+    torchrun the evaluation models and baselines are split across the ranks."""
     cfg = RunConfig.from_dict(json.load(open(os.path.join(out, "config.json"))))
+    init_world(cfg.device)
     if eval_cfg is not None:
         cfg.eval = eval_cfg
     if baselines is not None:
@@ -205,9 +207,9 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
 def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True) -> dict:
     """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content.
 
-    Under torchrun (DM only so far) every rank distils its share of the classes; rank 0 alone
-    writes the outputs, evaluates and reports, and the other ranks return {} once the synthetic set
-    is complete. The output folder must be one that every rank sees (a shared file system when
+    Under torchrun (DM only so far) every rank distils its share of the classes and trains its
+    share of the evaluation models; rank 0 alone writes the outputs and reports, and the other
+    ranks return {}. The output folder must be one that every rank sees (a shared file system when
     the ranks are on several machines): the checkpoint that --resume reads is there."""
     cfg.check()
     world = init_world(cfg.device)

@@ -145,6 +145,7 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
     clock = CheckpointClock(cfg.checkpoint_every_s)
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc=method.upper(),
                disable=not (progress and world.main))
+    synced = start  # the iteration at which every rank last held the whole set (a loaded state is whole)
     for it in bar:
         t0, aug0 = time.perf_counter(), augment.seconds
         g = torch.Generator().manual_seed(iteration_seed(cfg.seed, it))
@@ -156,12 +157,14 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
         bar.set_postfix(loss=f"{history.losses[-1]:.3g}")
         if checkpoint and main_decides(world, clock.due() or it + 1 == cfg.iterations):
             _sync_shards(world, images, opt, row_owner)
+            synced = it + 1
             if world.main:
                 save_checkpoint(checkpoint, {"method": method, "config": asdict(cfg), "iteration": it + 1,
                                              "images": images.detach().cpu(), "labels": labels.cpu(),
                                              "extra": {k: v.detach().cpu() for k, v in extra.items()},
                                              "optimizer": opt.state_dict(), "history": history.as_dict()})
-    _sync_shards(world, images, opt, row_owner)  # every rank returns the whole set
+    if synced != cfg.iterations:  # every rank returns the whole set
+        _sync_shards(world, images, opt, row_owner)
     return history
 
 
