@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -112,6 +113,7 @@ def _buffer(args):
 
     from .data import load_dataset
     from .distill import BufferConfig, train_buffer
+    from .distributed import check_same_options, close_world, init_world
 
     cfg = BufferConfig(experts=args.experts, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        model=args.model, augment=args.augment, seed=args.seed)
@@ -119,12 +121,20 @@ def _buffer(args):
     ds = load_dataset(args.dataset, args.data_root)
     device = torch.device(args.device)
     out = args.out or _default_buffer(args)
-    meta = train_buffer(ds.train_images.to(device), ds.train_labels.to(device), ds.test_images.to(device),
-                        ds.test_labels.to(device), ds.num_classes, cfg, out, dataset=args.dataset,
-                        progress=not args.quiet)
-    accs = [e["test_accuracy"] for e in meta["experts"]]
-    print(f"{len(accs)} expert trajectories of {cfg.epochs} epochs in {out}; expert test accuracy "
-          f"{100 * min(accs):.1f}-{100 * max(accs):.1f} %")
+    world = init_world(args.device)  # under torchrun the experts are split across the ranks
+    try:
+        check_same_options(world, {"config": dataclasses.asdict(cfg), "dataset": args.dataset,
+                                   "out": os.path.abspath(out)})
+        meta = train_buffer(ds.train_images.to(device), ds.train_labels.to(device), ds.test_images.to(device),
+                            ds.test_labels.to(device), ds.num_classes, cfg, out, dataset=args.dataset,
+                            progress=not args.quiet, world=world)
+    finally:
+        close_world()
+    if world.main:
+        accs = [e["test_accuracy"] for e in meta["experts"]]
+        ranks = f" by {world.size} ranks" if world.distributed else ""
+        print(f"{len(accs)} expert trajectories of {cfg.epochs} epochs in {out}{ranks}; expert test accuracy "
+              f"{100 * min(accs):.1f}-{100 * max(accs):.1f} %")
     return 0
 
 
@@ -300,9 +310,9 @@ def main(argv=None) -> int:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_quickstart)
     args = ap.parse_args(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("distill", "eval"):
-        print(f"kaleido {args.command}: error: only `kaleido distill` (DM) and `kaleido eval` run under torchrun "
-              "so far; run this command as one process", file=sys.stderr)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("distill", "buffer", "eval"):
+        print(f"kaleido {args.command}: error: only `kaleido distill` (DM, DC), `kaleido buffer` and `kaleido eval` "
+              "run under torchrun so far; run this command as one process", file=sys.stderr)
         return 2
     if getattr(args, "device", "cpu").startswith("cuda"):
         import torch

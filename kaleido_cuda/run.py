@@ -34,6 +34,9 @@ from .init import METHODS as INITS, initial_indices, initialize, select_real
 from .privacy import nearest_neighbours
 from .provenance import machine_stamp
 
+# The methods whose loop splits its classes across torchrun's ranks.
+SHARDED_METHODS = ("dm", "dc")
+
 
 @dataclass
 class RunConfig:
@@ -207,14 +210,15 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
 def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True) -> dict:
     """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content.
 
-    Under torchrun (DM only so far) every rank distils its share of the classes and trains its
+    Under torchrun (DM and DC) every rank distils its share of the classes and trains its
     share of the evaluation models; rank 0 alone writes the outputs and reports, and the other
     ranks return {}. The output folder must be one that every rank sees (a shared file system when
     the ranks are on several machines): the checkpoint that --resume reads is there."""
     cfg.check()
     world = init_world(cfg.device)
-    if world.distributed and cfg.method != "dm":
-        raise ValueError(f"torchrun: {cfg.method} is not sharded yet (only dm is); run it as one process")
+    if world.distributed and cfg.method not in SHARDED_METHODS:
+        raise ValueError(f"torchrun: {cfg.method} runs as one process (it matches one trajectory per iteration, "
+                         "not classes); make its expert buffer under torchrun (`kaleido buffer`) instead")
     check_same_options(world, {"config": asdict(cfg), "out": os.path.abspath(out), "resume": resume})
     config_path = os.path.join(out, "config.json")
     if resume and os.path.exists(config_path):

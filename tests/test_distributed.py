@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -13,6 +14,9 @@ from kaleido_cuda import cli
 from kaleido_cuda.distill import DMConfig, distill_dm
 from kaleido_cuda.distributed import World
 
+# Every subprocess runs outside the source tree, so that it imports the installed package (with its
+# compiled op), as pytest does, not the source folder.
+_OUTSIDE = tempfile.gettempdir()
 TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
 pytestmark = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun is not installed")
 
@@ -34,7 +38,7 @@ def _distill(out, ranks, iterations, extra=()):
         cmd = [sys.executable, "-m", "kaleido_cuda", *args]
     else:
         cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(ranks), "-m", "kaleido_cuda", *args]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
 
 
 def _images(out):
@@ -68,7 +72,7 @@ def test_evaluation_models_split_across_ranks_give_the_same_accuracies(tmp_path)
         args = ["eval", str(tmp_path / "run"), "--eval-runs", "3", "--eval-epochs", "2", "--quiet"]
         cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
                [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
-        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
         assert run.returncode == 0, run.stderr[-2000:]
         metrics = json.load(open(tmp_path / "run" / "metrics.json"))
         results.append((metrics["accuracy"]["runs"], metrics["baselines"]))
@@ -85,7 +89,7 @@ def test_ranks_launched_with_different_options_stop_with_one_clear_error(tmp_pat
         "args += ['--seed', '1'] if os.environ['RANK'] == '1' else []\n"
         "sys.exit(main(args))\n")
     run = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", str(script)], env=_env(),
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=_OUTSIDE)
     assert run.returncode != 0
     assert "were launched with other options than rank 0" in run.stderr
     assert not os.path.exists(tmp_path / "r" / "synthetic.pt")
@@ -104,7 +108,8 @@ def test_more_ranks_than_classes_is_refused(monkeypatch):
 def test_commands_not_sharded_yet_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert cli.main(["audit", str(tmp_path)]) == 2
-    assert "only `kaleido distill` (DM) and `kaleido eval` run under torchrun" in capsys.readouterr().err
+    assert "only `kaleido distill` (DM, DC), `kaleido buffer` and `kaleido eval` run under torchrun" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
@@ -116,3 +121,54 @@ def test_classes_are_split_into_contiguous_balanced_blocks(size):
         assert max(counts) - min(counts) <= 1
         for r in range(size):
             assert World(rank=r, size=size).owned(keys) == [k for k in range(keys) if owners[k] == r]
+
+
+_DC_SCRIPT = """
+import sys, torch
+from kaleido_cuda.distill import DCConfig, distill_dc
+from kaleido_cuda.distributed import close_world, init_world
+world = init_world('cpu')
+g = torch.Generator().manual_seed(0)
+x = torch.randn(60, 1, 8, 8, generator=g)
+y = torch.arange(60) % 3
+syn_rows = torch.cat([torch.nonzero(y == c).flatten()[:2] for c in range(3)])
+cfg = DCConfig(iterations=2, width=8, outer_loop=3, inner_loop=2, batch_real=8, batch_train=4,
+               checkpoint_every_s=0)
+images, history = distill_dc(x[syn_rows], y[syn_rows], x, y, 3, cfg, progress=False)
+if world.main:
+    torch.save({"images": images, "losses": history.losses}, sys.argv[1])
+close_world()
+"""
+
+
+def test_dc_on_two_ranks_equals_one_process(tmp_path):
+    # 3 matching rounds with network training between them: the rows each rank owns are gathered
+    # before every training round, so a missing or misplaced gather changes the set.
+    script = tmp_path / "dc.py"
+    script.write_text(_DC_SCRIPT)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], env=_env(), capture_output=True,
+                         text=True, timeout=300, cwd=_OUTSIDE)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path / "two.pt")],
+                         env=_env(), capture_output=True, text=True, timeout=300, cwd=_OUTSIDE)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert torch.equal(a["images"], b["images"])
+    assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
+
+
+def test_buffer_experts_split_across_ranks_give_the_same_trajectories(tmp_path):
+    listings = []
+    for ranks, name in ((1, "one"), (2, "two")):
+        args = ["buffer", "--experts", "3", "--epochs", "1", "--batch-size", "128", "--quiet",
+                "--out", str(tmp_path / name)]
+        cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
+               [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
+        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
+        assert run.returncode == 0, run.stderr[-2000:]
+        listings.append(json.load(open(tmp_path / name / "buffer.json"))["experts"])
+    assert len(listings[0]) == 3 and listings[0] == listings[1]
+    for k in range(3):  # expert 2 was trained by rank 1
+        a = torch.load(tmp_path / "one" / f"expert_{k}.pt")["trajectory"]
+        b = torch.load(tmp_path / "two" / f"expert_{k}.pt")["trajectory"]
+        assert torch.equal(a, b)

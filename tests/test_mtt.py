@@ -69,7 +69,7 @@ def test_buffer_resumes_an_interrupted_expert_exactly(tmp_path, tiny_buffer, mon
     with pytest.raises(KeyboardInterrupt):
         train_buffer(x, y, x, y, 3, buffer_config(), out, dataset="tiny", progress=False)
     monkeypatch.setattr(buffer_module, "_save", real_save)
-    assert os.path.exists(os.path.join(out, "partial.pt"))
+    assert os.path.exists(os.path.join(out, "partial_1.pt"))
     with pytest.raises(ValueError, match="other options"):  # an unfinished buffer refuses them too
         train_buffer(x, y, x, y, 3, buffer_config(lr=0.1), out, dataset="tiny", progress=False)
     assert len(json.load(open(os.path.join(out, "buffer.json")))["experts"]) == 1  # expert 0 is usable already
@@ -78,7 +78,7 @@ def test_buffer_resumes_an_interrupted_expert_exactly(tmp_path, tiny_buffer, mon
         a = torch.load(os.path.join(out, f"expert_{k}.pt"))["trajectory"]
         b = torch.load(os.path.join(tiny_buffer, f"expert_{k}.pt"))["trajectory"]
         torch.testing.assert_close(a, b, atol=0, rtol=0)
-    assert not os.path.exists(os.path.join(out, "partial.pt"))
+    assert not os.path.exists(os.path.join(out, "partial_1.pt"))
     with pytest.raises(ValueError, match="other options"):
         train_buffer(x, y, x, y, 3, buffer_config(lr=0.1), out, dataset="tiny", progress=False)
 

@@ -8,10 +8,13 @@ folder:
     buffer.json        what made it (dataset, model, image shape, config) and each finished expert's test
                        accuracy; written before training starts and after every finished expert
     expert_K.pt        {"trajectory": (epochs + 1, P) float32, "test_accuracy": float}, one per finished expert
-    partial.pt         the expert being trained: its trajectory so far, model and optimizer state
+    partial_K.pt       expert K while it trains: its trajectory so far, model and optimizer state
 
 Every random choice of (expert k, epoch e) is seeded from (seed, k, e), so an interrupted `kaleido
-buffer` resumed with the same options writes the same trajectories as an uninterrupted one.
+buffer` resumed with the same options writes the same trajectories as an uninterrupted one, and
+under torchrun, where each rank trains the experts it owns (contiguous blocks of indices), the
+buffer is the same for any number of ranks. Each rank writes its own experts' files, so the folder
+must be on a file system every rank sees; rank 0 writes buffer.json.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_path, write_json_atomic
+from ..distributed import SINGLE, World
 from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 from ..evaluate import accuracy
 from ..models import get_model
@@ -87,8 +91,12 @@ def _expert_path(out: str, k: int) -> str:
     return os.path.join(out, f"expert_{k}.pt")
 
 
-def _listing(accuracies: List[float]) -> List[dict]:
-    return [{"file": os.path.basename(_expert_path("", k)), "test_accuracy": a} for k, a in enumerate(accuracies)]
+def _partial_path(out: str, k: int) -> str:
+    return os.path.join(out, f"partial_{k}.pt")
+
+
+def _listing(accuracies: Dict[int, float]) -> List[dict]:
+    return [{"file": os.path.basename(_expert_path("", k)), "test_accuracy": accuracies[k]} for k in sorted(accuracies)]
 
 
 def _save(path: str, obj) -> None:
@@ -98,47 +106,63 @@ def _save(path: str, obj) -> None:
 
 def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                  num_classes: int, cfg: BufferConfig, out: str, dataset: str = "custom",
-                 progress: bool = True) -> dict:
+                 progress: bool = True, world: World = SINGLE) -> dict:
     """Trains cfg.experts experts on (images, labels) and stores their trajectories in `out`;
     finished experts are kept and an interrupted one continues from its last epoch. Returns
-    buffer.json's content."""
+    buffer.json's content (on every rank). Under torchrun (`world`) each rank trains the experts it
+    owns; rank 0 lists its own experts in buffer.json as they finish and the others' at the end."""
     from tqdm.auto import tqdm
 
+    from ..distributed import gather_keyed
+
     cfg.check()
+    if world.size > cfg.experts:
+        raise ValueError(f"torchrun: {world.size} ranks but only {cfg.experts} experts to split among them; "
+                         f"use at most {cfg.experts} processes")
     os.makedirs(out, exist_ok=True)
     meta_path = os.path.join(out, "buffer.json")
     meta = json.loads(json.dumps(_meta(cfg, dataset, images, num_classes)))  # as it reads back
     meta["experts"] = []
+    finished: Dict[int, float] = {}
     if os.path.exists(meta_path):
         saved = json.load(open(meta_path))
         if _options(saved) != _options(meta):
             raise ValueError(f"buffer: {out} holds trajectories made with other options ({saved}); use another --out")
         meta["experts"] = saved["experts"]
-    # Written before any training, so that an interrupted buffer also refuses other options.
-    write_json_atomic(meta_path, meta)
-    accuracies: List[float] = []
+        finished = {int(e["file"][len("expert_"):-len(".pt")]): e["test_accuracy"] for e in saved["experts"]}
+    if world.main:  # written before any training, so that an interrupted buffer also refuses other options
+        write_json_atomic(meta_path, meta)
     param = ParamDiffAug()
     param.aug_mode = "S"
     size = tuple(images.shape[-2:])
-    bar = tqdm(total=cfg.experts * cfg.epochs, desc="experts", disable=not progress)
-    for k in range(cfg.experts):
+    mine = world.owned(cfg.experts)
+    bar = tqdm(total=len(mine) * cfg.epochs, desc="experts", disable=not (progress and world.main))
+
+    def expert(k: int) -> float:
+        """Expert k's test accuracy, after training it (or reading it if finished); rank 0 lists it."""
         if os.path.exists(_expert_path(out, k)):
-            accuracies.append(float(torch.load(_expert_path(out, k), map_location="cpu")["test_accuracy"]))
-            meta["experts"] = _listing(accuracies)
             bar.update(cfg.epochs)
-            continue
+            acc = float(torch.load(_expert_path(out, k), map_location="cpu")["test_accuracy"])
+        else:
+            acc = train_one(k)
+        if world.main:  # finished experts are usable at once
+            finished[k] = acc
+            meta["experts"] = _listing(finished)
+            write_json_atomic(meta_path, meta)
+        return acc
+
+    def train_one(k: int) -> float:
         torch.manual_seed(iteration_seed(cfg.seed, 1_000_000 * (k + 1)))
         model = get_model(cfg.model, images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         trajectory, start = [flat_parameters(model).cpu()], 0
-        partial_path = os.path.join(out, "partial.pt")
+        partial_path = _partial_path(out, k)
         if os.path.exists(partial_path):
             state = torch.load(partial_path, map_location="cpu")
-            if state["expert"] == k:
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                trajectory, start = list(state["trajectory"]), len(state["trajectory"]) - 1
-                bar.update(start)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            trajectory, start = list(state["trajectory"]), len(state["trajectory"]) - 1
+            bar.update(start)
         for epoch in range(start, cfg.epochs):
             seed = iteration_seed(cfg.seed, 1_000_000 * (k + 1) + epoch + 1)
             g = torch.Generator().manual_seed(seed)
@@ -161,11 +185,18 @@ def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
         acc = accuracy(model, test_images, test_labels)
         _save(_expert_path(out, k), {"trajectory": torch.stack(trajectory), "test_accuracy": acc})
         os.remove(partial_path)
-        accuracies.append(acc)
         bar.set_postfix(test_accuracy=f"{acc:.3f}")
-        meta["experts"] = _listing(accuracies)
-        write_json_atomic(meta_path, meta)  # finished experts are usable at once
+        return acc
+
+    accuracies = gather_keyed(world, cfg.experts, expert)
     bar.close()
+    meta["experts"] = _listing(dict(enumerate(accuracies)))
+    if world.main:
+        missing = [k for k in range(cfg.experts) if not os.path.exists(_expert_path(out, k))]
+        if missing:
+            raise FileNotFoundError(f"buffer: rank 0 does not see experts {missing} that other ranks wrote to {out}; "
+                                    "under torchrun the buffer folder must be on a file system every rank sees")
+        write_json_atomic(meta_path, meta)
     return meta
 
 

@@ -41,6 +41,13 @@ def class_generator(seed: int, iteration: int, c: int) -> torch.Generator:
     return torch.Generator().manual_seed((iteration_seed(seed, iteration) * 1_000_033 + int(c) + 1) % (2**63))
 
 
+def check_ranks_for_classes(world: World, num_classes: int) -> None:
+    """Loops sharded by class need a class for every rank."""
+    if world.size > num_classes:
+        raise ValueError(f"torchrun: {world.size} ranks but only {num_classes} classes to split among them; "
+                         f"use at most {num_classes} processes")
+
+
 @dataclass
 class Augmenter:
     """DSA augmentation with one seed shared by a real and a synthetic batch (siamese), through the

@@ -15,8 +15,10 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..distributed import all_sum, current_world, sync_rows
 from ..models import get_model
-from .common import Augmenter, History, LoopOptions, class_rows, run_iterations
+from .common import (Augmenter, History, LoopOptions, check_ranks_for_classes, class_generator, class_rows,
+                     run_iterations)
 
 # IPC -> (outer_loop, inner_loop), DC's schedule; other IPCs take the nearest smaller entry.
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -54,7 +56,17 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
                real_labels: torch.Tensor, num_classes: int, cfg: DCConfig, checkpoint: Optional[str] = None,
                resume: bool = False, progress: bool = True) -> Tuple[torch.Tensor, History]:
     """Runs DC from the initial synthetic set; returns the final images and the loss history.
-    Checkpoints and resume as distill_dm."""
+    Checkpoints and resume as distill_dm.
+
+    Under torchrun the matching is split by class as in distill_dm: each rank matches and updates
+    the classes it owns, each class drawing its real batches and augmentation seeds from a generator
+    keyed by (seed, iteration, class). The network's training between matching rounds needs the
+    whole synthetic set, so every rank receives the owners' rows before it (a broadcast of IPC x
+    classes images, small); every rank then trains the same network from the same data and draws.
+    Each image row's gradient comes from its own class's term alone, so the set is the same, bit
+    for bit, for any number of ranks (same threads per process)."""
+    world = current_world()
+    check_ranks_for_classes(world, num_classes)
     images = syn_images.detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     real_rows, syn_rows = class_rows(real_labels, num_classes), class_rows(syn_labels, num_classes)
@@ -64,6 +76,8 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
     inner = cfg.inner_loop or inner
     augment = Augmenter(cfg.augment)
     size = tuple(real_images.shape[-2:])
+    mine = world.owned(num_classes)
+    row_owner = [world.owner(int(c), num_classes) for c in syn_labels.cpu()]
 
     def step(it: int, g: torch.Generator) -> float:
         net = get_model(cfg.model, real_images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
@@ -71,12 +85,15 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
         params = list(net.parameters())
         net_opt = torch.optim.SGD(params, lr=cfg.lr_net)
         total = 0.0
+        # One generator per class for the whole iteration, consumed round after round.
+        class_g = {c: class_generator(cfg.seed, it, c) for c in mine}
         for ol in range(outer):
             loss = images.new_zeros(())
-            for c in range(num_classes):
+            for c in mine:
                 rows = real_rows[c]
-                real = real_images[rows[torch.randperm(len(rows), generator=g)[:cfg.batch_real]].to(real_images.device)]
-                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+                gc = class_g[c]
+                real = real_images[rows[torch.randperm(len(rows), generator=gc)[:cfg.batch_real]].to(real_images.device)]
+                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gc))
                 target_real = torch.full((len(real),), c, device=real.device)
                 g_real = torch.autograd.grad(F.cross_entropy(net(augment(real, seed)), target_real), params)
                 syn = images[syn_rows[c]]
@@ -87,10 +104,12 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach())
+            total += all_sum(world, float(loss.detach()))
             if ol == outer - 1:
                 break
-            # The network learns from the current synthetic set before the next matching round.
+            # The network learns from the current synthetic set before the next matching round: all
+            # of it, so every rank first takes the rows the other ranks own.
+            sync_rows(world, images, row_owner)
             data, target = images.detach(), syn_labels
             for _ in range(inner):
                 order = torch.randperm(len(data), generator=g).to(data.device)
@@ -103,5 +122,6 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
                     net_opt.step()
         return total / outer
 
-    history = run_iterations("dc", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress)
+    history = run_iterations("dc", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress,
+                             world=world, row_owner=row_owner)
     return images.detach(), history

@@ -14,7 +14,8 @@ import torch
 
 from ..distributed import all_sum, current_world
 from ..models import get_model
-from .common import Augmenter, History, LoopOptions, class_generator, class_rows, run_iterations
+from .common import (Augmenter, History, LoopOptions, check_ranks_for_classes, class_generator, class_rows,
+                     run_iterations)
 
 
 @dataclass
@@ -38,9 +39,7 @@ def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
     any number of ranks (with the same number of threads per process); the logged loss, summed
     across ranks, can differ in its last bits."""
     world = current_world()
-    if world.size > num_classes:
-        raise ValueError(f"torchrun: {world.size} ranks but only {num_classes} classes to split among them; "
-                         f"use at most {num_classes} processes")
+    check_ranks_for_classes(world, num_classes)
     images = syn_images.detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     real_rows, syn_rows = class_rows(real_labels, num_classes), class_rows(syn_labels, num_classes)
