@@ -16,6 +16,10 @@ _COMMAND_EXTRA = {"demo": "demo", "distill": "distill", "buffer": "distill", "ev
                   "quickstart": "distill", "audit": "audit"}
 
 
+# The commands that split their work across torchrun's ranks (the others refuse to run under it).
+DISTRIBUTED_COMMANDS = ("distill", "buffer", "eval", "audit")
+
+
 def _extras_with(package: str) -> list:
     """The extras of the installed kaleido-cuda that list `package` (empty without its metadata)."""
     import re
@@ -147,9 +151,10 @@ def _eval(args):
                                                          progress=not args.quiet))
 
 
-def _audit(args):
+def _audit_report(args):
     import torch
 
+    from .distributed import check_same_options, init_world
     from .privacy.audit import AuditConfig, audit_run, audit_set
 
     cfg = AuditConfig(attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()), models=args.models,
@@ -159,29 +164,43 @@ def _audit(args):
     if (args.run is None) == (args.synthetic is None):
         raise ValueError("give a run folder, or --synthetic FILE with --dataset NAME (not both)")
     if args.run is not None:
-        report, out = audit_run(args.run, cfg, progress=not args.quiet), args.run
-    else:
-        from .data import load_dataset
-        from .evaluate import EvalConfig
-        from .privacy.foreign import load_foreign_set
+        return audit_run(args.run, cfg, progress=not args.quiet), args.run
+    from .data import load_dataset
+    from .evaluate import EvalConfig
+    from .privacy.foreign import load_foreign_set
 
-        if args.dataset is None:
-            raise ValueError("--synthetic needs --dataset NAME: the data the set was distilled from")
-        ds = load_dataset(args.dataset, args.data_root)
-        images, labels = load_foreign_set(args.synthetic, ds, args.pixel_range, args.index)
-        out = args.out or os.path.dirname(os.path.abspath(args.synthetic))
+    if args.dataset is None:
+        raise ValueError("--synthetic needs --dataset NAME: the data the set was distilled from")
+    world = init_world(args.device)
+    check_same_options(world, vars(args))
+    ds = load_dataset(args.dataset, args.data_root)
+    images, labels = load_foreign_set(args.synthetic, ds, args.pixel_range, args.index)
+    out = args.out or os.path.dirname(os.path.abspath(args.synthetic))
+    if world.main:
         print("audit: a set made elsewhere: its initialisation images are unknown, so there are no canaries; "
               "data and model attacks only", flush=True)
-        report = audit_set(out, images, labels, ds, [], "none (a set made elsewhere: its initialisation is unknown)",
-                           EvalConfig(epochs=args.epochs or EvalConfig.epochs), torch.device(args.device), cfg,
-                           progress=not args.quiet)
+    report = audit_set(out, images, labels, ds, [], "none (a set made elsewhere: its initialisation is unknown)",
+                       EvalConfig(epochs=args.epochs or EvalConfig.epochs), torch.device(args.device), cfg,
+                       progress=not args.quiet)
+    return report, out
+
+
+def _audit(args):
+    from .distributed import close_world
+
+    try:  # under torchrun the models and shadows are split across the ranks; rank 0 reports
+        report, out = _audit_report(args)
+    finally:
+        close_world()
+    if not report:  # another rank than 0
+        return 0
     for name, f in report["attacks"].items():
         c = f["canaries"]
         canary = f", canaries AUC {c['auc']:.3f}, TPR@1%FPR {c['tpr_at_1pct_fpr']:.3f}" if c else ""
         print(f"{name:18s} AUC {f['all']['auc']:.3f}, TPR@1%FPR {f['all']['tpr_at_1pct_fpr']:.3f}{canary}")
     best = report["epsilon_lb"]
     if best:
-        print(f"epsilon >= {best['epsilon_lb']:.2f} (delta {cfg.delta:g}, strongest canary attack: {best['attack']})")
+        print(f"epsilon >= {best['epsilon_lb']:.2f} (delta {args.delta:g}, strongest canary attack: {best['attack']})")
     print(f"results in {out}/audit.json, audit.md, audit_roc.png")
     return 0
 
@@ -310,9 +329,9 @@ def main(argv=None) -> int:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_quickstart)
     args = ap.parse_args(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("distill", "buffer", "eval"):
-        print(f"kaleido {args.command}: error: only `kaleido distill` (DM, DC), `kaleido buffer` and `kaleido eval` "
-              "run under torchrun so far; run this command as one process", file=sys.stderr)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in DISTRIBUTED_COMMANDS:
+        print(f"kaleido {args.command}: error: only `kaleido distill` (DM, DC), `buffer`, `eval` and `audit` run "
+              "under torchrun; run this command as one process", file=sys.stderr)
         return 2
     if getattr(args, "device", "cpu").startswith("cuda"):
         import torch

@@ -9,6 +9,7 @@ same whatever the number of ranks.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,13 +57,28 @@ def _env_world() -> World:
     return World(rank=int(os.environ.get("RANK", "0")), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
+_alone_depth = 0  # > 0 inside alone(): keyed work that one rank does by itself
+
+
 def current_world() -> World:
-    """The world of the process group this process joined (SINGLE without one)."""
+    """The world of the process group this process joined (SINGLE without one, or inside alone())."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if _alone_depth == 0 and dist.is_available() and dist.is_initialized():
         return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=_env_world().local_rank)
     return SINGLE
+
+
+@contextlib.contextmanager
+def alone():
+    """Inside it current_world() is SINGLE: for a whole pipeline that one rank runs by itself as one
+    key of gather_keyed (a LiRA shadow's distillation), which must not split its classes again."""
+    global _alone_depth
+    _alone_depth += 1
+    try:
+        yield
+    finally:
+        _alone_depth -= 1
 
 
 def init_world(device: str = "cpu") -> World:
@@ -150,12 +166,13 @@ def sync_rows(world: World, tensor: torch.Tensor, row_owner: Sequence[int]) -> N
 def gather_keyed(world: World, keys: int, compute: Callable[[int], object]) -> List[object]:
     """[compute(0), ..., compute(keys - 1)] on every rank, each key computed once, by its owner
     (keyed work such as model k trained from seed + k: the list is the same for any number of
-    ranks). compute must not itself use collectives."""
+    ranks). compute runs inside alone(), so the loops it calls do not use collectives."""
     if not world.distributed:
         return [compute(k) for k in range(keys)]
     import torch.distributed as dist
 
-    mine = {k: compute(k) for k in world.owned(keys)}
+    with alone():  # a key's work is one rank's own: a loop inside it must not split again
+        mine = {k: compute(k) for k in world.owned(keys)}
     parts: List[dict] = [{} for _ in range(world.size)]
     dist.all_gather_object(parts, mine)
     merged = {k: v for part in parts for k, v in part.items()}

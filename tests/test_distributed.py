@@ -105,10 +105,10 @@ def test_more_ranks_than_classes_is_refused(monkeypatch):
         distill_dm(x[::2].clone(), y[::2].clone(), x, y, 2, DMConfig(iterations=1), progress=False)
 
 
-def test_commands_not_sharded_yet_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
+def test_commands_not_sharded_refuse_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli.main(["audit", str(tmp_path)]) == 2
-    assert "only `kaleido distill` (DM, DC), `kaleido buffer` and `kaleido eval` run under torchrun" in \
+    assert cli.main(["quickstart", "--out", str(tmp_path)]) == 2
+    assert "only `kaleido distill` (DM, DC), `buffer`, `eval` and `audit` run under torchrun" in \
         capsys.readouterr().err
 
 
@@ -172,3 +172,72 @@ def test_buffer_experts_split_across_ranks_give_the_same_trajectories(tmp_path):
         a = torch.load(tmp_path / "one" / f"expert_{k}.pt")["trajectory"]
         b = torch.load(tmp_path / "two" / f"expert_{k}.pt")["trajectory"]
         assert torch.equal(a, b)
+
+
+def _rank_pid(tag, rank):
+    """The pid of the torchrun worker of this launch (env KALEIDO_TEST_TAG=tag) with the given RANK."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if f"KALEIDO_TEST_TAG={tag}".encode() in env and f"RANK={rank}".encode() in env \
+                and b"TORCHELASTIC_RUN_ID" in b"".join(env):
+            return int(entry)
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the rank's process in /proc")
+def test_a_killed_rank_stops_the_run_and_resume_gives_the_uninterrupted_set(tmp_path):
+    import signal
+    import time
+
+    iterations = 16
+    one = _distill(tmp_path / "one", 1, iterations)
+    assert one.returncode == 0, one.stderr[-2000:]
+    out, tag = tmp_path / "killed", str(tmp_path)
+    env = dict(_env(), KALEIDO_TEST_TAG=tag, KALEIDO_DIST_TIMEOUT_S="60")
+    args = ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL]
+    launch = subprocess.Popen([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda", *args],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_OUTSIDE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # kill rank 1 once a few iterations are checkpointed
+            ckpt = out / "checkpoint.pt"
+            if ckpt.exists() and torch.load(ckpt, weights_only=False)["iteration"] >= 2:
+                break
+            time.sleep(0.05)
+        done = torch.load(out / "checkpoint.pt", weights_only=False)["iteration"]
+        assert done < iterations, "the run finished before a rank could be killed"
+        os.kill(_rank_pid(tag, 1), signal.SIGKILL)
+        _, stderr = launch.communicate(timeout=240)  # no hang: torchrun stops rank 0 too
+    finally:
+        launch.kill()
+    assert launch.returncode != 0
+    assert "Root Cause" in stderr and "rank      : 1" in stderr and "SIGKILL" in stderr  # torchrun names it
+    assert not (out / "synthetic.pt").exists()
+    resumed = _distill(out, 2, iterations, extra=["--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.equal(_images(tmp_path / "one"), _images(out))
+
+
+def test_audit_models_and_shadows_split_across_ranks_give_the_same_figures(tmp_path):
+    made = _distill(tmp_path / "run", 1, 1)
+    assert made.returncode == 0, made.stderr[-2000:]
+    reports = []
+    for ranks in (1, 2):  # each audit on its own copy: the shadows are cached in the run folder
+        run = tmp_path / f"run{ranks}"
+        shutil.copytree(tmp_path / "run", run)
+        args = ["audit", str(run), "--attacks", "data,model,lira", "--models", "3", "--shadows", "2",
+                "--shadow-iterations", "1", "--epochs", "2", "--quiet"]
+        cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
+               [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
+        done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert sorted(os.listdir(run / "shadows")) == ["shadow_0.pt", "shadow_1.pt", "shadows.json"]
+        reports.append(json.load(open(run / "audit.json")))
+    assert len(reports[0]["target_accuracy"]) == 3
+    for key in ("target_accuracy", "attacks", "epsilon_lb"):
+        assert reports[0][key] == reports[1][key]

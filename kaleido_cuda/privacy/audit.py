@@ -29,6 +29,7 @@ import torch
 
 from ..atomic import atomic_path, write_json_atomic, write_text_atomic
 from ..data import load_dataset
+from ..distributed import check_same_options, current_world, gather_keyed, init_world
 from ..evaluate import accuracy, train_model
 from ..init import initial_indices
 from .attacks import data_attack_scores, lira_scores, model_scores
@@ -109,18 +110,21 @@ def _model_statistics(images, labels, ds, split, eval_cfg, device, audit: AuditC
 
     images, labels = images.to(device), labels.to(device)
     candidates, candidate_labels = (t.to(device) for t in split.pooled())
-    per_model: Dict[str, list] = {}
-    bar = tqdm(total=audit.models * eval_cfg.epochs, desc="audit: target models (x epochs)", disable=not progress,
-               leave=False)
-    for k in range(audit.models):
+    m = len(split.member_images)
+    world = current_world()
+    bar = tqdm(total=len(world.owned(audit.models)) * eval_cfg.epochs, desc="audit: target models (x epochs)",
+               disable=not (progress and world.main), leave=False)
+
+    def target(k: int) -> Dict[str, torch.Tensor]:
         model = train_model(images, labels, ds.num_classes, eval_cfg, seed=audit.seed + k,
                             on_epoch=lambda _: bar.update(1))
-        for name, s in model_scores(model, candidates, candidate_labels).items():
-            per_model.setdefault(name, []).append(s)
-        m = len(split.member_images)
-        per_model.setdefault("accuracy", []).append(torch.tensor(accuracy(model, candidates[m:], candidate_labels[m:])))
+        stats = {name: s.cpu() for name, s in model_scores(model, candidates, candidate_labels).items()}
+        stats["accuracy"] = torch.tensor(accuracy(model, candidates[m:], candidate_labels[m:]))
+        return stats
+
+    per_model = gather_keyed(world, audit.models, target)  # under torchrun: split across ranks by index
     bar.close()
-    return {name: torch.stack(v) for name, v in per_model.items()}
+    return {name: torch.stack([p[name] for p in per_model]) for name in per_model[0]}
 
 
 def _roc_plot(path: str, curves: dict) -> None:
@@ -175,10 +179,14 @@ def _markdown(out: str, report: dict) -> str:
 
 
 def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = True) -> dict:
-    """Audits the run in `out`, writes audit.json/.md/_roc.png and metrics.json's "membership"."""
+    """Audits the run in `out`, writes audit.json/.md/_roc.png and metrics.json's "membership".
+    Under torchrun the target models and the shadows are split across the ranks by index (each
+    keyed by it, so the figures do not depend on the number of ranks); rank 0 writes and returns
+    the report, the other ranks return {}."""
     audit = audit or AuditConfig()
     audit.check()
     cfg, saved = _load_run(out)
+    check_same_options(init_world(cfg.device), {"audit": asdict(audit), "run": os.path.abspath(out)})
     ds = load_dataset(cfg.dataset, cfg.data_root)
     canaries, canary_source = _canaries(cfg, saved, ds)
     eval_cfg = dataclasses.replace(cfg.eval, epochs=audit.epochs or cfg.eval.epochs)
@@ -192,7 +200,7 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
     report = audit_set(out, saved["images"], saved["labels"], ds, canaries, canary_source, eval_cfg,
                        torch.device(cfg.device), audit, progress, shadows=shadows)
     metrics_path = os.path.join(out, "metrics.json")
-    if os.path.exists(metrics_path):
+    if report and os.path.exists(metrics_path):  # rank 0's report (the other ranks return {})
         metrics = json.load(open(metrics_path))
         metrics["membership"] = {k: report[k] for k in ("config", "members", "nonmembers", "canaries", "attacks",
                                                         "epsilon_lb")}
@@ -213,7 +221,9 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
     pool_images, pool_labels = split.pooled()
     statistics: Dict[str, torch.Tensor] = {}
     timing = {}
-    if "data" in audit.attacks:
+    world = current_world()  # under torchrun the ranks share the models; rank 0 alone reports
+    progress = progress and world.main
+    if "data" in audit.attacks and world.main:
         t0 = time.perf_counter()
         for name, s in data_attack_scores(ds.denormalise(pool_images), ds.denormalise(images.cpu())).items():
             statistics[f"data_{name}"] = s
@@ -234,6 +244,8 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
     if "lira" in audit.attacks:
         t0 = time.perf_counter()
         shadow_stats, in_mask = shadows(pool_images, pool_labels)
+        if not world.main:
+            return {}
         # Each target model is one model like each shadow, so LiRA scores each target model against
         # the shadows' single-model fits and averages the scores (averaging the statistic first would
         # shrink its spread below the shadows').
@@ -241,6 +253,8 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
             scores = [lira_scores(t, shadow_stats, in_mask, online=online) for t in target]
             statistics[name] = torch.from_numpy(sum(scores) / len(scores)).float()
         timing["lira_seconds"] = time.perf_counter() - t0
+    if not world.main:
+        return {}
     attacks = {name: _figures(s[:m].double(), s[m:].double(), split.canaries, audit.delta)
                for name, s in statistics.items()}
     bounds = [(f["epsilon"]["epsilon_lb"], name) for name, f in attacks.items() if f["epsilon"]]

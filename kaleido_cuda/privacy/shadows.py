@@ -27,6 +27,7 @@ import torch
 
 from ..atomic import atomic_path, write_json_atomic
 from ..distill import LOOPS
+from ..distributed import current_world, gather_keyed
 from ..evaluate import train_model
 from ..init import initialize
 from .attacks import model_scores
@@ -78,12 +79,13 @@ def shadow_statistics(out: str, cfg, pool_images: torch.Tensor, pool_labels: tor
     if shadow_cfg.iterations is not None:
         loop_cfg = dataclasses.replace(loop_cfg, iterations=shadow_cfg.iterations)
     eval_cfg = dataclasses.replace(cfg.eval, epochs=shadow_cfg.epochs or cfg.eval.epochs)
+    bars = progress and current_world().main  # progress bars on rank 0 only
 
     def pipeline(s: int, x: torch.Tensor, y: torch.Tensor, checkpoint: str) -> torch.nn.Module:
         syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed + s,
                                      num_classes=num_classes)
         images, _ = LOOPS[cfg.method](syn, syn_labels, x, y, num_classes, loop_cfg, checkpoint=checkpoint,
-                                      resume=True, progress=progress)
+                                      resume=True, progress=bars)
         return train_model(images.detach(), syn_labels, num_classes, eval_cfg, seed=cfg.seed + 7919 * (s + 1))
 
     return cached_shadows(os.path.join(out, "shadows"), _record(cfg, shadow_cfg, len(pool_images)), pool_images,
@@ -96,6 +98,7 @@ def cached_shadows(folder: str, record: dict, pool_images: torch.Tensor, pool_la
     """The shadow cache behind every LiRA audit: shadow s trains `pipeline(s, x, y, checkpoint)`
     on its half (x, y) of the pool and is saved as folder/shadow_s.pt with its in-mask and every
     candidate's statistic. `record` describes the pipeline; a folder made for another is refused."""
+    world = current_world()
     os.makedirs(folder, exist_ok=True)
     meta_path = os.path.join(folder, "shadows.json")
     if os.path.exists(meta_path):
@@ -103,23 +106,26 @@ def cached_shadows(folder: str, record: dict, pool_images: torch.Tensor, pool_la
         if old != json.loads(json.dumps(record)):
             raise ValueError(f"{folder} holds shadows made with other options ({old.get('shadow', old)}); move it "
                              "away or use the same --shadow-iterations, --shadow-epochs and --seed")
-    else:
+    elif world.main:
         write_json_atomic(meta_path, record)
-    stats, masks = [], []
-    for s in range(shadow_cfg.shadows):
+
+    def shadow(s: int) -> dict:
+        """Shadow s's in-mask and statistics, trained now (by the rank that owns s) or read back."""
         path = os.path.join(folder, f"shadow_{s}.pt")
         checkpoint = os.path.join(folder, f"shadow_{s}_checkpoint.pt")
         if not os.path.exists(path):
             if progress:
-                print(f"audit: shadow {s + 1}/{shadow_cfg.shadows}", flush=True)
+                print(f"audit: shadow {s + 1}/{shadow_cfg.shadows}" +
+                      (f" (rank {world.rank})" if world.distributed else ""), flush=True)
             mask = _half(shadow_cfg, s, len(pool_images))
             model = pipeline(s, pool_images[mask].to(device), pool_labels[mask].to(device), checkpoint)
             statistic = model_scores(model, pool_images.to(device), pool_labels.to(device))[STATISTIC]
             with atomic_path(path) as tmp:
-                torch.save({"in_mask": mask, "statistic": statistic}, tmp)
+                torch.save({"in_mask": mask, "statistic": statistic.cpu()}, tmp)
             if os.path.exists(checkpoint):
                 os.remove(checkpoint)
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        stats.append(saved["statistic"])
-        masks.append(saved["in_mask"])
-    return torch.stack(stats), torch.stack(masks)
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+    # Under torchrun each rank makes the shadows it owns (the folder must be one every rank sees).
+    saved = gather_keyed(world, shadow_cfg.shadows, shadow)
+    return torch.stack([x["statistic"] for x in saved]), torch.stack([x["in_mask"] for x in saved])
