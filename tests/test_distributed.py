@@ -20,8 +20,8 @@ _OUTSIDE = tempfile.gettempdir()
 TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
 pytestmark = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun is not installed")
 
-# Small and quick: 3 DM iterations at IPC 2, one evaluation model of one epoch.
-SMALL = ["--ipc", "2", "--eval-runs", "1", "--eval-epochs", "1", "--no-baselines", "--quiet",
+# Small and quick: the digits at IPC 10 (the case), a few DM iterations, one evaluation model of one epoch.
+SMALL = ["--ipc", "10", "--eval-runs", "1", "--eval-epochs", "1", "--no-baselines", "--quiet",
          "--checkpoint-every", "0"]
 
 
