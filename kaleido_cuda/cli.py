@@ -172,7 +172,7 @@ def _audit_report(args):
     if args.dataset is None:
         raise ValueError("--synthetic needs --dataset NAME: the data the set was distilled from")
     world = init_world(args.device)
-    check_same_options(world, vars(args))
+    check_same_options(world, {k: v for k, v in vars(args).items() if k != "func"})
     ds = load_dataset(args.dataset, args.data_root)
     images, labels = load_foreign_set(args.synthetic, ds, args.pixel_range, args.index)
     out = args.out or os.path.dirname(os.path.abspath(args.synthetic))

@@ -60,6 +60,13 @@ def _env_world() -> World:
 _alone_depth = 0  # > 0 inside alone(): keyed work that one rank does by itself
 
 
+def check_ranks_for(world: World, keys: int, what: str) -> None:
+    """Work split by key needs a key for every rank: one clear error when there are fewer."""
+    if world.size > keys:
+        raise ValueError(f"torchrun: {world.size} ranks but only {keys} {what} to split among them; "
+                         f"use at most {keys} processes")
+
+
 def current_world() -> World:
     """The world of the process group this process joined (SINGLE without one, or inside alone())."""
     import torch.distributed as dist

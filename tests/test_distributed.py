@@ -32,13 +32,24 @@ def _env():
     return env
 
 
-def _distill(out, ranks, iterations, extra=()):
-    args = ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL, *extra]
+def _launcher(ranks):
+    """How to start a Python program as one process, or as `ranks` ranks under torchrun."""
     if ranks == 1:
-        cmd = [sys.executable, "-m", "kaleido_cuda", *args]
-    else:
-        cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(ranks), "-m", "kaleido_cuda", *args]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
+        return [sys.executable]
+    return [TORCHRUN, "--standalone", "--nproc-per-node", str(ranks)]
+
+
+def _run(cmd, timeout=600):
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout, cwd=_OUTSIDE)
+
+
+def _kaleido(ranks, args):
+    """`kaleido ARGS` as one process or under torchrun."""
+    return _run(_launcher(ranks) + ["-m", "kaleido_cuda", *args])
+
+
+def _distill(out, ranks, iterations, extra=()):
+    return _kaleido(ranks, ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL, *extra])
 
 
 def _images(out):
@@ -69,10 +80,7 @@ def test_evaluation_models_split_across_ranks_give_the_same_accuracies(tmp_path)
     assert made.returncode == 0, made.stderr[-2000:]
     results = []
     for ranks in (1, 2):
-        args = ["eval", str(tmp_path / "run"), "--eval-runs", "3", "--eval-epochs", "2", "--quiet"]
-        cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
-               [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
-        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
+        run = _kaleido(ranks, ["eval", str(tmp_path / "run"), "--eval-runs", "3", "--eval-epochs", "2", "--quiet"])
         assert run.returncode == 0, run.stderr[-2000:]
         metrics = json.load(open(tmp_path / "run" / "metrics.json"))
         results.append((metrics["accuracy"]["runs"], metrics["baselines"]))
@@ -88,8 +96,7 @@ def test_ranks_launched_with_different_options_stop_with_one_clear_error(tmp_pat
         f"args = ['distill', '--out', {str(tmp_path / 'r')!r}, '--iterations', '1'] + {SMALL!r}\n"
         "args += ['--seed', '1'] if os.environ['RANK'] == '1' else []\n"
         "sys.exit(main(args))\n")
-    run = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", str(script)], env=_env(),
-                         capture_output=True, text=True, timeout=300, cwd=_OUTSIDE)
+    run = _run(_launcher(2) + [str(script)], timeout=300)
     assert run.returncode != 0
     assert "were launched with other options than rank 0" in run.stderr
     assert not os.path.exists(tmp_path / "r" / "synthetic.pt")
@@ -146,11 +153,9 @@ def test_dc_on_two_ranks_equals_one_process(tmp_path):
     # before every training round, so a missing or misplaced gather changes the set.
     script = tmp_path / "dc.py"
     script.write_text(_DC_SCRIPT)
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], env=_env(), capture_output=True,
-                         text=True, timeout=300, cwd=_OUTSIDE)
+    one = _run(_launcher(1) + [str(script), str(tmp_path / "one.pt")], timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path / "two.pt")],
-                         env=_env(), capture_output=True, text=True, timeout=300, cwd=_OUTSIDE)
+    two = _run(_launcher(2) + [str(script), str(tmp_path / "two.pt")], timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert torch.equal(a["images"], b["images"])
@@ -160,11 +165,8 @@ def test_dc_on_two_ranks_equals_one_process(tmp_path):
 def test_buffer_experts_split_across_ranks_give_the_same_trajectories(tmp_path):
     listings = []
     for ranks, name in ((1, "one"), (2, "two")):
-        args = ["buffer", "--experts", "3", "--epochs", "1", "--batch-size", "128", "--quiet",
-                "--out", str(tmp_path / name)]
-        cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
-               [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
-        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
+        run = _kaleido(ranks, ["buffer", "--experts", "3", "--epochs", "1", "--batch-size", "128", "--quiet",
+                               "--out", str(tmp_path / name)])
         assert run.returncode == 0, run.stderr[-2000:]
         listings.append(json.load(open(tmp_path / name / "buffer.json"))["experts"])
     assert len(listings[0]) == 3 and listings[0] == listings[1]
@@ -200,7 +202,7 @@ def test_a_killed_rank_stops_the_run_and_resume_gives_the_uninterrupted_set(tmp_
     out, tag = tmp_path / "killed", str(tmp_path)
     env = dict(_env(), KALEIDO_TEST_TAG=tag, KALEIDO_DIST_TIMEOUT_S="60")
     args = ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL]
-    launch = subprocess.Popen([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda", *args],
+    launch = subprocess.Popen(_launcher(2) + ["-m", "kaleido_cuda", *args],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_OUTSIDE)
     try:
         deadline = time.monotonic() + 300
@@ -230,14 +232,24 @@ def test_audit_models_and_shadows_split_across_ranks_give_the_same_figures(tmp_p
     for ranks in (1, 2):  # each audit on its own copy: the shadows are cached in the run folder
         run = tmp_path / f"run{ranks}"
         shutil.copytree(tmp_path / "run", run)
-        args = ["audit", str(run), "--attacks", "data,model,lira", "--models", "3", "--shadows", "2",
-                "--shadow-iterations", "1", "--epochs", "2", "--quiet"]
-        cmd = ([sys.executable, "-m", "kaleido_cuda"] if ranks == 1 else
-               [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "kaleido_cuda"]) + args
-        done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=_OUTSIDE)
+        done = _kaleido(ranks, ["audit", str(run), "--attacks", "data,model,lira", "--models", "3", "--shadows", "2",
+                                "--shadow-iterations", "1", "--epochs", "2", "--quiet"])
         assert done.returncode == 0, done.stderr[-2000:]
         assert sorted(os.listdir(run / "shadows")) == ["shadow_0.pt", "shadow_1.pt", "shadows.json"]
         reports.append(json.load(open(run / "audit.json")))
     assert len(reports[0]["target_accuracy"]) == 3
     for key in ("target_accuracy", "attacks", "epsilon_lb"):
         assert reports[0][key] == reports[1][key]
+    # A set made by another tool (a dict of images and labels): the same figures under 2 ranks.
+    saved = torch.load(tmp_path / "run" / "synthetic.pt", weights_only=False)
+    foreign = []
+    for ranks in (1, 2):
+        folder = tmp_path / f"foreign{ranks}"
+        folder.mkdir()
+        torch.save({"images": saved["images"], "labels": saved["labels"]}, folder / "set.pt")
+        done = _kaleido(ranks, ["audit", "--synthetic", str(folder / "set.pt"), "--dataset", "digits",
+                                "--attacks", "data,model", "--models", "3", "--epochs", "2", "--quiet"])
+        assert done.returncode == 0, done.stderr[-2000:]
+        foreign.append(json.load(open(folder / "audit.json")))
+    for key in ("target_accuracy", "attacks"):
+        assert foreign[0][key] == foreign[1][key]

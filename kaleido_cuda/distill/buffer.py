@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_path, write_json_atomic
-from ..distributed import SINGLE, World
+from ..distributed import SINGLE, World, check_ranks_for
 from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 from ..evaluate import accuracy
 from ..models import get_model
@@ -116,9 +116,7 @@ def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
     from ..distributed import gather_keyed
 
     cfg.check()
-    if world.size > cfg.experts:
-        raise ValueError(f"torchrun: {world.size} ranks but only {cfg.experts} experts to split among them; "
-                         f"use at most {cfg.experts} processes")
+    check_ranks_for(world, cfg.experts, "experts")
     os.makedirs(out, exist_ok=True)
     meta_path = os.path.join(out, "buffer.json")
     meta = json.loads(json.dumps(_meta(cfg, dataset, images, num_classes)))  # as it reads back

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..atomic import atomic_path
-from ..distributed import SINGLE, World, main_decides, sync_rows
+from ..distributed import SINGLE, World, check_ranks_for, main_decides, sync_rows
 from ..dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 
 
@@ -41,11 +41,11 @@ def class_generator(seed: int, iteration: int, c: int) -> torch.Generator:
     return torch.Generator().manual_seed((iteration_seed(seed, iteration) * 1_000_033 + int(c) + 1) % (2**63))
 
 
-def check_ranks_for_classes(world: World, num_classes: int) -> None:
-    """Loops sharded by class need a class for every rank."""
-    if world.size > num_classes:
-        raise ValueError(f"torchrun: {world.size} ranks but only {num_classes} classes to split among them; "
-                         f"use at most {num_classes} processes")
+def shard_classes(world: World, syn_labels: torch.Tensor, num_classes: int) -> Tuple[List[int], List[int]]:
+    """The classes this rank matches, and the owner rank of every synthetic image row (for
+    run_iterations), for the loops that split their classes across ranks."""
+    check_ranks_for(world, num_classes, "classes")
+    return world.owned(num_classes), [world.owner(int(c), num_classes) for c in syn_labels.cpu()]
 
 
 @dataclass

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from ..distributed import all_sum, current_world, sync_rows
 from ..models import get_model
-from .common import (Augmenter, History, LoopOptions, check_ranks_for_classes, class_generator, class_rows,
-                     run_iterations)
+from .common import (Augmenter, History, LoopOptions, class_generator, class_rows, run_iterations,
+                     shard_classes)
 
 # IPC -> (outer_loop, inner_loop), DC's schedule; other IPCs take the nearest smaller entry.
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -66,7 +66,6 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
     Each image row's gradient comes from its own class's term alone, so the set is the same, bit
     for bit, for any number of ranks (same threads per process)."""
     world = current_world()
-    check_ranks_for_classes(world, num_classes)
     images = syn_images.detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     real_rows, syn_rows = class_rows(real_labels, num_classes), class_rows(syn_labels, num_classes)
@@ -76,8 +75,7 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
     inner = cfg.inner_loop or inner
     augment = Augmenter(cfg.augment)
     size = tuple(real_images.shape[-2:])
-    mine = world.owned(num_classes)
-    row_owner = [world.owner(int(c), num_classes) for c in syn_labels.cpu()]
+    mine, row_owner = shard_classes(world, syn_labels, num_classes)
 
     def step(it: int, g: torch.Generator) -> float:
         net = get_model(cfg.model, real_images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)
@@ -104,7 +102,7 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += all_sum(world, float(loss.detach()))
+            total += float(loss.detach())
             if ol == outer - 1:
                 break
             # The network learns from the current synthetic set before the next matching round: all
@@ -120,7 +118,7 @@ def distill_dc(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
                     net_opt.zero_grad(set_to_none=True)
                     net_loss.backward()
                     net_opt.step()
-        return total / outer
+        return all_sum(world, total) / outer
 
     history = run_iterations("dc", cfg, images, syn_labels, opt, step, augment, checkpoint, resume, progress,
                              world=world, row_owner=row_owner)

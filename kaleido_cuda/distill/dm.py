@@ -14,8 +14,8 @@ import torch
 
 from ..distributed import all_sum, current_world
 from ..models import get_model
-from .common import (Augmenter, History, LoopOptions, check_ranks_for_classes, class_generator, class_rows,
-                     run_iterations)
+from .common import (Augmenter, History, LoopOptions, class_generator, class_rows, run_iterations,
+                     shard_classes)
 
 
 @dataclass
@@ -39,14 +39,12 @@ def distill_dm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: 
     any number of ranks (with the same number of threads per process); the logged loss, summed
     across ranks, can differ in its last bits."""
     world = current_world()
-    check_ranks_for_classes(world, num_classes)
     images = syn_images.detach().clone().requires_grad_(True)
     opt = torch.optim.SGD([images], lr=cfg.lr_img, momentum=cfg.momentum)
     real_rows, syn_rows = class_rows(real_labels, num_classes), class_rows(syn_labels, num_classes)
     augment = Augmenter(cfg.augment)
     size = tuple(real_images.shape[-2:])
-    mine = world.owned(num_classes)
-    row_owner = [world.owner(int(c), num_classes) for c in syn_labels.cpu()]
+    mine, row_owner = shard_classes(world, syn_labels, num_classes)
 
     def step(it: int, g: torch.Generator) -> float:
         net = get_model(cfg.model, real_images.shape[1], num_classes, size, cfg.width, cfg.depth).to(images.device)

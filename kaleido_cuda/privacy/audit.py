@@ -244,8 +244,6 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
     if "lira" in audit.attacks:
         t0 = time.perf_counter()
         shadow_stats, in_mask = shadows(pool_images, pool_labels)
-        if not world.main:
-            return {}
         # Each target model is one model like each shadow, so LiRA scores each target model against
         # the shadows' single-model fits and averages the scores (averaging the statistic first would
         # shrink its spread below the shadows').
@@ -253,7 +251,7 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
             scores = [lira_scores(t, shadow_stats, in_mask, online=online) for t in target]
             statistics[name] = torch.from_numpy(sum(scores) / len(scores)).float()
         timing["lira_seconds"] = time.perf_counter() - t0
-    if not world.main:
+    if not world.main:  # after the last collective: rank 0 alone scores and writes
         return {}
     attacks = {name: _figures(s[:m].double(), s[m:].double(), split.canaries, audit.delta)
                for name, s in statistics.items()}
