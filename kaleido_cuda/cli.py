@@ -11,9 +11,10 @@ import sys
 # The optional dependencies, by import name: what to pip-install, and the extras of this package
 # (pyproject.toml) that bring each one.
 _OPTIONAL = {"tqdm": "tqdm", "torchvision": "torchvision", "sklearn": "scikit-learn", "PIL": "pillow",
-             "scipy": "scipy", "matplotlib": "matplotlib", "skimage": "scikit-image", "kornia": "kornia"}
+             "scipy": "scipy", "matplotlib": "matplotlib", "skimage": "scikit-image", "kornia": "kornia",
+             "opacus": "opacus", "dp_accounting": "dp-accounting"}
 _COMMAND_EXTRA = {"demo": "demo", "distill": "distill", "buffer": "distill", "eval": "distill",
-                  "quickstart": "distill", "audit": "audit"}
+                  "quickstart": "distill", "audit": "audit", "dpsgd": "dp"}
 
 
 # The commands that split their work across torchrun's ranks (the others refuse to run under it).
@@ -85,7 +86,10 @@ def _distill(args):
                     batch_syn=args.batch_syn)
     cfg = RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
                     strength=args.strength, seed=args.seed, device=args.device,
-                    dm=DMConfig(**loop, batch_real=args.batch_real), dc=DCConfig(**loop, batch_real=args.batch_real),
+                    dm=DMConfig(**loop, batch_real=args.batch_real, dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta,
+                                dp_clip=args.dp_clip, dp_sample_rate=args.dp_sample_rate,
+                                dp_accountant=args.dp_accountant, dp_public_init=args.dp_public_init),
+                    dc=DCConfig(**loop, batch_real=args.batch_real),
                     mtt=mtt,
                     eval=EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs,
                                     impl="eager" if args.augment == "eager" else "fused"),
@@ -205,6 +209,21 @@ def _audit(args):
     return 0
 
 
+def _dpsgd(args):
+    from .dp.dpsgd import DPSGDConfig, dpsgd_run
+
+    cfg = DPSGDConfig(epsilon=args.epsilon, delta=args.delta, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      momentum=args.momentum, clip=args.clip, accountant=args.accountant, model=args.model,
+                      runs=args.models)
+    metrics = dpsgd_run(args.out, cfg, args.dataset, args.data_root, args.device, args.seed, progress=not args.quiet)
+    a, dp = metrics["accuracy"], metrics["dp"]
+    print(f"DP-SGD accuracy {100 * a['mean']:.2f} +- {100 * a['std']:.2f} % over {len(a['runs'])} models; epsilon "
+          f"{dp['epsilon']:.3f} at delta {dp['delta']:g} ({dp['steps']} steps, noise multiplier "
+          f"{dp['noise_multiplier']:.3f}, sample rate {dp['sample_rate']:.3f}; {dp['accountant']})")
+    print(f"results in {args.out}/metrics.json; audit with: kaleido audit {args.out} --attacks model,lira --shadows 8")
+    return 0
+
+
 def _quickstart(args):
     from .quickstart import run_quickstart
 
@@ -221,6 +240,10 @@ def _print_metrics(out, metrics):
               f"full training set {100 * b['full']['mean']:.2f} %")
     print(f"nearest-neighbour SSIM mean {p['nn_ssim_mean']:.3f} (held-out real images: {p['heldout_nn_ssim_mean']:.3f}), "
           f"max {p['nn_ssim_max']:.3f}, above 0.9: {100 * p['frac_ssim_over_0.9']:.0f}%")
+    if "dp" in metrics:
+        dp = metrics["dp"]
+        print(f"DP-DM: epsilon {dp['epsilon']:.3f} at delta {dp['delta']:g} ({dp['steps']} iterations, noise multiplier "
+              f"{dp['noise_multiplier']:.3f}, sample rate {dp['sample_rate']:.3f}; {dp['accountant']})")
     print(f"results in {out}/metrics.json")
 
 
@@ -266,6 +289,18 @@ def main(argv=None) -> int:
     d.add_argument("--max-start-epoch", type=int, default=10, help="mtt: start epochs drawn below it (default 10)")
     d.add_argument("--batch-syn", type=int, default=None,
                    help="mtt: synthetic images per student step (default all of them)")
+    d.add_argument("--dp-epsilon", type=float, default=None,
+                   help="dm: DP distribution matching with this privacy budget (needs --init noise; docs/privacy.md)")
+    d.add_argument("--dp-delta", type=float, default=1e-5, help="dm with --dp-epsilon: delta (default 1e-5)")
+    d.add_argument("--dp-clip", type=float, default=None,
+                   help="dm with --dp-epsilon: embedding clip norm (default: per iteration from noise images)")
+    d.add_argument("--dp-sample-rate", type=float, default=None,
+                   help="dm with --dp-epsilon: Poisson sample rate (default: --batch-real / the smallest class, at most 1)")
+    d.add_argument("--dp-accountant", default="rdp", choices=("rdp", "pld"),
+                   help="dm with --dp-epsilon: dp-accounting's RDP (default) or PLD accountant")
+    d.add_argument("--dp-public-init", action="store_true",
+                   help="dm with --dp-epsilon: allow --init real/kt, declaring the initial images public (their "
+                        "privacy is then not covered)")
     d.add_argument("--full-epochs", type=int, default=30, help="epochs of the full-training-set baseline (default 30)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -321,6 +356,26 @@ def main(argv=None) -> int:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--quiet", action="store_true", help="no progress bars")
     a.set_defaults(func=_audit)
+
+    p = sub.add_parser("dpsgd", help="train ConvNets on the real training split with DP-SGD (Opacus): the formal-privacy "
+                                     "baseline")
+    p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits, bundled)")
+    p.add_argument("--data-root", default=None, help="folder with torchvision's dataset files (never downloaded)")
+    p.add_argument("--epsilon", type=float, required=True, help="privacy budget; the noise is calibrated to spend it")
+    p.add_argument("--delta", type=float, default=1e-5, help="delta (default 1e-5)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
+    p.add_argument("--batch-size", type=int, default=256, help="expected Poisson batch size (default 256)")
+    p.add_argument("--lr", type=float, default=2.0, help="SGD learning rate (default 2.0)")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0)")
+    p.add_argument("--clip", type=float, default=1.0, help="per-example gradient norm (default 1)")
+    p.add_argument("--accountant", default="rdp", choices=("rdp", "prv"), help="Opacus's accountant (default rdp)")
+    p.add_argument("--model", default="convnet", choices=MODELS, help="network (default convnet)")
+    p.add_argument("--models", type=int, default=3, help="models trained, accuracy mean and std reported (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", required=True, help="output folder, e.g. runs/dpsgd_eps8 (an interrupted run resumes)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_dpsgd)
 
     q = sub.add_parser("quickstart", help="the README's main job: DM on the digits from KT and from real init, compared")
     q.add_argument("--out", default="runs/quickstart")

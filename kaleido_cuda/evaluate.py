@@ -8,7 +8,7 @@ seeds; accuracy mean and (population) std over the R models.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional
 
 import torch
@@ -91,20 +91,59 @@ def train_model(images: torch.Tensor, labels: torch.Tensor, num_classes: int, cf
     return model
 
 
+def saved_or_trained(images: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: EvalConfig, seed: int,
+                     folder: Optional[str] = None, on_epoch: Optional[Callable[[int], None]] = None) -> torch.nn.Module:
+    """train_model's model, read from `folder` when the model of this very set (a hash of images
+    and labels), protocol and seed was saved there, else trained and saved there (with folder
+    None: trained only). A run's evaluation saves its models, and the audit of the run reads them
+    back as its target models when its seeds and epochs are the evaluation's: the same training
+    twice would give the same model (tests/test_privacy_attacks.py). Files are named by seed and a
+    hash of all of that, so models of other protocols sit beside each other."""
+    if folder is None:
+        return train_model(images, labels, num_classes, cfg, seed, on_epoch=on_epoch)
+    import hashlib
+    import json
+    import os
+
+    from .atomic import atomic_path
+
+    digest = hashlib.sha256()
+    for t in (images, labels):
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    record = {"eval": {k: v for k, v in asdict(cfg).items() if k != "runs"}, "seed": seed, "classes": num_classes,
+              "set_sha256": digest.hexdigest()}
+    key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    path = os.path.join(folder, f"seed_{seed}_{key}.pt")
+    if os.path.exists(path):
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if saved["record"] == record:
+            model = get_model(cfg.model, images.shape[1], num_classes, tuple(images.shape[-2:]), cfg.width, cfg.depth)
+            model.load_state_dict(saved["state_dict"])
+            for epoch in range(cfg.epochs if on_epoch is not None else 0):
+                on_epoch(epoch)
+            return model.to(images.device)
+    model = train_model(images, labels, num_classes, cfg, seed, on_epoch=on_epoch)
+    os.makedirs(folder, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"record": record, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
+    return model
+
+
 def evaluate_set(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                  num_classes: int, cfg: EvalConfig, seed: int = 0,
-                 progress: Optional[Callable[[int], None]] = None) -> EvalResult:
-    """Trains cfg.runs fresh models (seeds seed, seed + 1, ...) and tests each on the test split.
-    Under torchrun the models are split across the ranks by index (every rank gets every accuracy)."""
+                 progress: Optional[Callable[[int], None]] = None, folder: Optional[str] = None) -> EvalResult:
+    """Trains cfg.runs fresh models (seeds seed, seed + 1, ...) and tests each on the test split;
+    with `folder`, the models are saved there (saved_or_trained). Under torchrun the models are
+    split across the ranks by index (every rank gets every accuracy)."""
     def one(run: int) -> float:
-        return train_and_test(images, labels, test_images, test_labels, num_classes, cfg, seed + run, progress)
+        return train_and_test(images, labels, test_images, test_labels, num_classes, cfg, seed + run, progress, folder)
 
     return EvalResult(gather_keyed(current_world(), cfg.runs, one))
 
 
 def train_and_test(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                    num_classes: int, cfg: EvalConfig, seed: int,
-                   progress: Optional[Callable[[int], None]] = None) -> float:
+                   progress: Optional[Callable[[int], None]] = None, folder: Optional[str] = None) -> float:
     """One model trained from `seed` on (images, labels): its accuracy on the test split."""
-    model = train_model(images, labels, num_classes, cfg, seed, on_epoch=progress)
+    model = saved_or_trained(images, labels, num_classes, cfg, seed, folder, on_epoch=progress)
     return float(accuracy(model, test_images, test_labels))

@@ -9,6 +9,7 @@ Output folder (every file written atomically):
     init_grid.png, final_grid.png   one row per class
     nearest_grid.png      each synthetic image beside its nearest training image (by SSIM)
     metrics.json          accuracy, baselines, privacy, timing
+    models/seed_S_*.pt    the evaluation models (the audit's target models when its seeds and epochs match)
 """
 from __future__ import annotations
 
@@ -64,11 +65,25 @@ class RunConfig:
             raise ValueError(f"ipc must be a positive int, got {self.ipc!r}")
         if self.loop().iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
             raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
+        self.check_dp()
         if self.method == "mtt":
             if self.mtt.dataset not in (None, self.dataset):
                 raise ValueError(f"mtt.dataset {self.mtt.dataset!r} differs from the run's dataset {self.dataset!r}")
             if not os.path.exists(os.path.join(self.mtt.buffer, "buffer.json")):  # before any work
                 raise missing_buffer_error(self.mtt.buffer, self.dataset, self.mtt.model)
+
+    def check_dp(self) -> None:
+        """DP-DM's options (DMConfig.check_dp), and what the mechanism does not cover: a real or KT
+        initialisation starts from training images that no noise protects."""
+        if self.method != "dm":
+            if self.dm.private:
+                raise ValueError(f"--dp-epsilon is DP distribution matching: use it with --method dm, not {self.method}")
+            return
+        self.dm.check_dp()
+        if self.dm.private and self.init != "noise" and not self.dm.dp_public_init:
+            raise ValueError(f"--init {self.init} with --dp-epsilon: the initial images are training images, whose "
+                             "privacy the DP mechanism does not cover; use --init noise, or --dp-public-init if those "
+                             "images are public")
 
     def loop(self):
         """The configuration of the chosen method's loop."""
@@ -154,6 +169,11 @@ def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
     return {**syn.summary(), **held.summary("heldout_")}
 
 
+def model_folder(out: str) -> str:
+    """Where a run keeps its evaluation models (evaluate.saved_or_trained), which its audit reuses."""
+    return os.path.join(out, "models")
+
+
 def _use_learned_lr(cfg: RunConfig, learned: dict) -> None:
     """MTT evaluates with the learning rate it learned (synthetic.pt's "lr"), as MTT's code does."""
     if "lr" in learned:
@@ -174,10 +194,12 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
     _use_learned_lr(cfg, saved)
     metrics_path = os.path.join(out, "metrics.json")
     old = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
-    return _evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress)
+    return _evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress,
+                                dp=saved.get("dp"))
 
 
-def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool) -> dict:
+def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool,
+                         dp: Optional[dict] = None) -> dict:
     """Evaluation models and baselines (split across ranks under torchrun), then rank 0 alone
     measures privacy and writes metrics.json; the other ranks return {}."""
     world = current_world()
@@ -188,7 +210,7 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
     t0 = time.perf_counter()
     with _stage(f"evaluation ({cfg.eval.runs} models)", cfg.eval.runs * cfg.eval.epochs, progress) as tick:
         acc = evaluate_set(images.to(device), labels.to(device), ds.test_images.to(device), ds.test_labels.to(device),
-                           ds.num_classes, cfg.eval, seed=cfg.seed, progress=tick)
+                           ds.num_classes, cfg.eval, seed=cfg.seed, progress=tick, folder=model_folder(out))
     log.info(f"accuracy {acc.mean:.4f} +- {acc.std:.4f} over {cfg.eval.runs} models ({time.perf_counter() - t0:.0f} s)")
     metrics = {"accuracy": acc.as_dict(), "eval": asdict(cfg.eval)}
     if cfg.baselines:
@@ -202,6 +224,8 @@ def _evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict,
         metrics["privacy"] = privacy_report(images, ds, out)
     log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
     metrics["timing"] = timing
+    if dp:  # DP-DM: the mechanism and the epsilon it spent, from the accountant
+        metrics["dp"] = dp
     metrics["machine"] = machine_stamp(cfg.device)
     write_json_atomic(os.path.join(out, "metrics.json"), metrics)
     return metrics
@@ -251,6 +275,10 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     _use_learned_lr(cfg, learned)
     if not world.main:  # the other ranks help evaluate
         return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), {}, progress)
+    if history.dp:
+        log.info(f"DP-DM: epsilon {history.dp['epsilon']:.3f} at delta {history.dp['delta']:g} spent in "
+                 f"{history.dp['steps']} iterations (noise multiplier {history.dp['noise_multiplier']:.3f}, "
+                 f"sample rate {history.dp['sample_rate']:.3f}; {history.dp['accountant']})")
     iterations = max(len(history.losses), 1)
     timing = {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
               "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
@@ -262,6 +290,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     init_indices = initial_indices(y, cfg.ipc, cfg.init, ds.num_classes, cfg.seed)
     with atomic_path(os.path.join(out, "synthetic.pt")) as tmp:
         torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
-                    "dataset": cfg.dataset, "losses": history.losses, "init_indices": init_indices, **learned}, tmp)
+                    "dataset": cfg.dataset, "losses": history.losses, "init_indices": init_indices, **learned,
+                    **({"dp": history.dp} if history.dp else {})}, tmp)
     save_class_grid(ds.denormalise(images.cpu()), syn_labels.cpu(), ds.num_classes, os.path.join(out, "final_grid.png"))
-    return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), timing, progress)
+    return _evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), timing, progress, dp=history.dp)

@@ -70,6 +70,18 @@ def test_epsilon_threshold_is_chosen_on_the_other_half():
     assert np.mean(results) < 0.2
 
 
+def test_audit_figures_bound_epsilon_on_all_members_when_there_are_no_canaries():
+    # A set made without canaries (noise init, DP-DM) still gets a bound, from all members.
+    from kaleido_cuda.privacy.audit import _figures
+
+    g = torch.Generator().manual_seed(5)
+    members, nonmembers = torch.randn(400, generator=g).double() + 6, torch.randn(400, generator=g).double()
+    f = _figures(members, nonmembers, torch.zeros(0, dtype=torch.int64), 1e-5)
+    assert f["canaries"] is None and f["epsilon"] is None and f["epsilon_all"]["epsilon_lb"] > 3
+    blind = _figures(torch.randn(400, generator=g).double(), nonmembers, torch.arange(10), 1e-5)
+    assert blind["epsilon_all"]["epsilon_lb"] < 0.3 and blind["epsilon"] is not None
+
+
 def test_data_attack_finds_copies():
     g = torch.Generator().manual_seed(0)
     candidates = torch.rand(12, 1, 16, 16, generator=g)
@@ -170,6 +182,14 @@ def test_audit_of_a_real_init_run_finds_the_canaries(tmp_path, capsys):
     assert "membership" in json.load(open(os.path.join(out, "metrics.json")))
     assert os.path.getsize(os.path.join(out, "audit_roc.png")) > 1000
     assert "epsilon >=" in capsys.readouterr().out
+    # An audit whose targets are the evaluation's models (same seed, same epochs) reads them back.
+    evaluated = json.load(open(os.path.join(out, "metrics.json")))["accuracy"]["runs"]
+    saved = sorted(os.listdir(os.path.join(out, "models")))
+    assert len(saved) == 2 and all(name.startswith("seed_0_") for name in saved)  # the 1- and 2-epoch models
+    stamps = [os.path.getmtime(os.path.join(out, "models", name)) for name in saved]
+    assert cli.main(["audit", out, "--attacks", "model", "--models", "1", "--epochs", "1", "--quiet"]) == 0
+    assert json.load(open(os.path.join(out, "audit.json")))["target_accuracy"] == pytest.approx(evaluated)
+    assert [os.path.getmtime(os.path.join(out, "models", name)) for name in saved] == stamps
 
 
 def test_audit_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):

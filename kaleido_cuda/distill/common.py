@@ -79,6 +79,7 @@ class History:
     seconds: float = 0.0               # wall time of the iterations run so far (all sessions)
     augment_seconds: float = 0.0       # of which in augmentation forward calls
     extra: Dict[str, float] = field(default_factory=dict)  # other learned values (MTT's learning rate)
+    dp: Dict = field(default_factory=dict)  # DP-DM: the accountant's report (dp/accounting.py); empty otherwise
 
     def as_dict(self) -> Dict:
         return asdict(self)
@@ -118,19 +119,22 @@ def class_rows(labels: torch.Tensor, num_classes: int) -> List[torch.Tensor]:
 def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor, opt: torch.optim.Optimizer,
                    step: Callable[[int, torch.Generator], float], augment: Augmenter, checkpoint: Optional[str],
                    resume: bool, progress: bool, extra: Optional[Dict[str, torch.Tensor]] = None,
-                   world: World = SINGLE, row_owner: Optional[Sequence[int]] = None) -> History:
+                   world: World = SINGLE, row_owner: Optional[Sequence[int]] = None,
+                   stateful: Optional[Dict[str, object]] = None) -> History:
     """The loop every method shares: resume (refusing another configuration), one `step(it, g)` per
     iteration with g seeded from (cfg.seed, it) and torch's global RNG seeded the same way (network
     initialisation), timing, progress bar, atomic checkpoints every cfg.checkpoint_every_s seconds
     and at the end. `step` updates `images` (a leaf optimised by `opt`) and returns the loss.
     `extra`: other learned tensors (MTT's learning rate), saved and restored with the images.
+    `stateful`: other state that `step` advances (DP-DM's privacy accountant): objects with
+    state_dict() and load_state_dict(), saved in every checkpoint and restored on resume.
 
     Sharded (world.size > 1): each rank's step updates the image rows it owns (row_owner[i] is the
     rank of row i) and returns the loss summed over all ranks. Rank 0's clock decides when to
     checkpoint; the owners' rows of the images and of the optimiser's momentum are then copied to
     every rank and rank 0 writes the whole state, so a checkpoint resumes under any number of ranks.
     Progress bars only on rank 0."""
-    extra = extra or {}
+    extra, stateful = extra or {}, stateful or {}
     if world.distributed and row_owner is None:
         raise ValueError("run_iterations: a sharded run needs the owner rank of every image row")
     from tqdm.auto import tqdm
@@ -148,6 +152,10 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
             for name, tensor in extra.items():
                 tensor.copy_(state["extra"][name].to(tensor.device))
         opt.load_state_dict(state["optimizer"])
+        for name, obj in stateful.items():
+            if name not in state.get("state", {}):
+                raise ValueError(f"resume: the checkpoint {checkpoint} has no {name} state")
+            obj.load_state_dict(state["state"][name])
         history, start = History(**state["history"]), int(state["iteration"])
     clock = CheckpointClock(cfg.checkpoint_every_s)
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc=method.upper(),
@@ -169,7 +177,8 @@ def run_iterations(method: str, cfg, images: torch.Tensor, labels: torch.Tensor,
                 save_checkpoint(checkpoint, {"method": method, "config": asdict(cfg), "iteration": it + 1,
                                              "images": images.detach().cpu(), "labels": labels.cpu(),
                                              "extra": {k: v.detach().cpu() for k, v in extra.items()},
-                                             "optimizer": opt.state_dict(), "history": history.as_dict()})
+                                             "optimizer": opt.state_dict(), "history": history.as_dict(),
+                                             "state": {k: v.state_dict() for k, v in stateful.items()}})
     if synced != cfg.iterations:  # every rank returns the whole set
         _sync_shards(world, images, opt, row_owner)
     return history

@@ -4,7 +4,8 @@ Members are the training images the distillation read, non-members the held-out 
 the canaries the members its initialisation selected (membership.py). Attacks:
 - 'data': on the released images alone, each candidate's largest SSIM and negated smallest L2 to
   any synthetic image (attacks.data_attack_scores);
-- 'model': `models` ConvNets trained on the synthetic set with the run's evaluation protocol; each
+- 'model': `models` ConvNets trained on the synthetic set with the run's evaluation protocol (the
+  run's own evaluation models, read from RUN/models, when the seeds and epochs are the same); each
   candidate's negated loss and LiRA's logit-scaled confidence, averaged over the models.
   --epochs sets their epochs, and the shadows' too unless --shadow-epochs says otherwise.
 Every attack is reported for all members and for the canaries, against all non-members (AUC, TPR
@@ -30,7 +31,7 @@ import torch
 from ..atomic import atomic_path, write_json_atomic, write_text_atomic
 from ..data import load_dataset
 from ..distributed import check_same_options, current_world, gather_keyed, init_world
-from ..evaluate import accuracy, train_model
+from ..evaluate import accuracy, saved_or_trained
 from ..init import initial_indices
 from .attacks import data_attack_scores, lira_scores, model_scores
 from .epsilon import epsilon_lower_bound
@@ -94,7 +95,11 @@ def _canaries(cfg, saved, ds) -> Tuple[list, str]:
 
 
 def _figures(member: torch.Tensor, nonmember: torch.Tensor, canaries: torch.Tensor, delta: float) -> dict:
-    out = {"all": attack_metrics(member, nonmember), "canaries": None, "epsilon": None}
+    """The attack's figures on all members and on the canaries, and the epsilon lower bounds its
+    scores prove with the canaries ("epsilon") and with all members ("epsilon_all": the bound a
+    set without canaries, such as one initialised from noise, can still be given)."""
+    out = {"all": attack_metrics(member, nonmember), "canaries": None, "epsilon": None,
+           "epsilon_all": epsilon_lower_bound(member.numpy(), nonmember.numpy(), delta=delta)}
     if canaries.numel() >= 2:
         out["canaries"] = attack_metrics(member[canaries], nonmember)
         out["epsilon"] = epsilon_lower_bound(member[canaries].numpy(), nonmember.numpy(), delta=delta)
@@ -102,10 +107,12 @@ def _figures(member: torch.Tensor, nonmember: torch.Tensor, canaries: torch.Tens
 
 
 def _model_statistics(images, labels, ds, split, eval_cfg, device, audit: AuditConfig,
-                      progress: bool) -> Dict[str, torch.Tensor]:
+                      progress: bool, train_target=None, model_folder=None) -> Dict[str, torch.Tensor]:
     """Each model statistic of the target models, (models, P) over the P pooled candidates
     (members then non-members), and "accuracy", (models,) their accuracy on the non-members (the
-    test split)."""
+    test split). `train_target(images, labels, seed, on_epoch)` trains one (default: the
+    evaluation protocol of eval_cfg, whose epochs also size the progress bar, reading the run's
+    evaluation models from `model_folder` where they are the same models)."""
     from tqdm import tqdm
 
     images, labels = images.to(device), labels.to(device)
@@ -116,8 +123,9 @@ def _model_statistics(images, labels, ds, split, eval_cfg, device, audit: AuditC
                disable=not (progress and world.main), leave=False)
 
     def target(k: int) -> Dict[str, torch.Tensor]:
-        model = train_model(images, labels, ds.num_classes, eval_cfg, seed=audit.seed + k,
-                            on_epoch=lambda _: bar.update(1))
+        tick = lambda _: bar.update(1)  # noqa: E731
+        model = (saved_or_trained(images, labels, ds.num_classes, eval_cfg, audit.seed + k, model_folder, tick)
+                 if train_target is None else train_target(images, labels, audit.seed + k, tick))
         stats = {name: s.cpu() for name, s in model_scores(model, candidates, candidate_labels).items()}
         stats["accuracy"] = torch.tensor(accuracy(model, candidates[m:], candidate_labels[m:]))
         return stats
@@ -185,6 +193,12 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
     the report, the other ranks return {}."""
     audit = audit or AuditConfig()
     audit.check()
+    from ..dp.dpsgd import load_dpsgd_config
+
+    if os.path.isdir(out) and load_dpsgd_config(out) is not None:  # a folder of `kaleido dpsgd`
+        from .reference import audit_dpsgd_run
+
+        return audit_dpsgd_run(out, audit, progress)
     cfg, saved = _load_run(out)
     check_same_options(init_world(cfg.device), {"audit": asdict(audit), "run": os.path.abspath(out)})
     ds = load_dataset(cfg.dataset, cfg.data_root)
@@ -197,22 +211,33 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
 
         return shadow_statistics(out, cfg, pool_images, pool_labels, ds.num_classes, audit.shadow_config(), progress)
 
+    from ..run import model_folder  # the run's evaluation models: the targets, where seeds and epochs match
+
     report = audit_set(out, saved["images"], saved["labels"], ds, canaries, canary_source, eval_cfg,
-                       torch.device(cfg.device), audit, progress, shadows=shadows)
+                       torch.device(cfg.device), audit, progress, shadows=shadows, model_folder=model_folder(out))
+    record_membership(out, report)
+    return report
+
+
+def record_membership(out: str, report: dict) -> None:
+    """Adds the audit's figures to the run's metrics.json as its "membership" section (nothing
+    for the ranks other than 0, whose report is {}, or for a folder without metrics.json)."""
     metrics_path = os.path.join(out, "metrics.json")
-    if report and os.path.exists(metrics_path):  # rank 0's report (the other ranks return {})
+    if report and os.path.exists(metrics_path):
         metrics = json.load(open(metrics_path))
         metrics["membership"] = {k: report[k] for k in ("config", "members", "nonmembers", "canaries", "attacks",
                                                         "epsilon_lb")}
         write_json_atomic(metrics_path, metrics)
-    return report
 
 
 def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries, canary_source: str, eval_cfg,
-              device, audit: AuditConfig, progress: bool = True, shadows=None) -> dict:
+              device, audit: AuditConfig, progress: bool = True, shadows=None, train_target=None,
+              model_folder: Optional[str] = None) -> dict:
     """Audits a synthetic set (normalised as ds is) against ds's members and non-members; writes
     audit.json, audit.md and audit_roc.png in `out`. `shadows(pool_images, pool_labels)` gives
-    LiRA's shadow statistics and in-masks over the pooled members and non-members."""
+    LiRA's shadow statistics and in-masks over the pooled members and non-members;
+    `train_target` trains the target models another way than eval_cfg's protocol (DP-SGD);
+    `model_folder`: where the run that made the set keeps its evaluation models."""
     audit.check()
     if "lira" in audit.attacks and shadows is None:
         raise ValueError("LiRA needs the pipeline that made the set (its shadows repeat it): audit a run folder")
@@ -233,7 +258,8 @@ def audit_set(out: str, images: torch.Tensor, labels: torch.Tensor, ds, canaries
     target, target_accuracy = None, None
     if "model" in audit.attacks or "lira" in audit.attacks:
         t0 = time.perf_counter()
-        model_stats = _model_statistics(images, labels, ds, split, eval_cfg, device, audit, progress)
+        model_stats = _model_statistics(images, labels, ds, split, eval_cfg, device, audit, progress, train_target,
+                                        model_folder)
         target_accuracy = model_stats.pop("accuracy").tolist()
         target = model_stats["logit_conf"]
         if "model" in audit.attacks:  # the threshold attacks average the statistic over the target models

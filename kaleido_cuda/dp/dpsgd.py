@@ -1,0 +1,194 @@
+"""DP-SGD (Abadi et al. 2016) through Opacus: the baseline a distilled set has to beat at the
+same privacy. ConvNets train on the real training split with per-example gradient clipping,
+Gaussian noise and Poisson sampling; Opacus chooses the noise multiplier for the target epsilon
+before training (make_private_with_epsilon) and its accountant (RDP by default, or PRV) reports
+the epsilon spent.
+
+Choices, each a place where DP-SGD differs from the evaluation protocol of evaluate.py:
+- no DSA augmentation (augmenting each example once per step only adds variance under clipping);
+- plain SGD with a large learning rate: clipped, noise-dominated gradients have norm at most 1;
+- ReLUs are made out-of-place (Opacus's per-sample hooks refuse in-place activations) and models
+  with batch norm are refused (it mixes the examples of a batch);
+- the noise and the Poisson batches come from generators seeded by the model's seed, so a run is
+  reproducible (Opacus's secure_mode, a cryptographic generator, is off: this is research code).
+
+`kaleido dpsgd` trains cfg.runs models into a run folder (each model saved when done, so an
+interrupted run resumes at the next one); `kaleido audit` audits such a folder with the model
+attacks and LiRA (privacy/dpsgd_audit.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..models import get_model
+from .accounting import check_dp_arguments
+
+OPACUS_ACCOUNTANTS = {"rdp": "opacus.accountants.RDPAccountant (Renyi DP)",
+                      "prv": "opacus.accountants.PRVAccountant (privacy random variables)"}
+
+
+@dataclass
+class DPSGDConfig:
+    epsilon: float = 8.0
+    delta: float = 1e-5
+    epochs: int = 20
+    batch_size: int = 256          # expected batch size (Poisson sampling at rate batch_size / N)
+    lr: float = 2.0
+    momentum: float = 0.0
+    clip: float = 1.0              # per-example gradient norm
+    accountant: str = "rdp"        # Opacus's 'rdp' or 'prv'
+    model: str = "convnet"
+    width: int = 128
+    depth: Optional[int] = None
+    runs: int = 3                  # models trained (kaleido dpsgd), accuracy mean and std reported
+
+    def check(self) -> None:
+        check_dp_arguments(self.epsilon, self.delta, self.clip, accountant=None, flag="--")
+        if self.accountant not in OPACUS_ACCOUNTANTS:
+            raise ValueError(f"unknown DP-SGD accountant {self.accountant!r}; choose one of {', '.join(OPACUS_ACCOUNTANTS)}")
+        if self.model in ("convnet_bn", "resnet18_bn"):
+            raise ValueError(f"DP-SGD cannot train {self.model}: batch norm mixes the examples of a batch")
+        for name in ("epochs", "batch_size", "runs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DP-SGD: {name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"DP-SGD: the learning rate must be positive, got {self.lr}")
+
+
+def train_dpsgd(images: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: DPSGDConfig, seed: int,
+                on_epoch: Optional[Callable[[int], None]] = None) -> Tuple[torch.nn.Module, dict]:
+    """A fresh model (seeded) trained with DP-SGD on (images, labels); returns it (a plain module
+    in eval mode, Opacus's hooks removed) and the privacy report {noise_multiplier, sample_rate,
+    steps, epsilon, delta, accountant}."""
+    from opacus import PrivacyEngine
+    from opacus.validators import ModuleValidator
+
+    cfg.check()
+    torch.manual_seed(seed)
+    model = get_model(cfg.model, images.shape[1], num_classes, tuple(images.shape[-2:]), cfg.width,
+                      cfg.depth).to(images.device)
+    for m in model.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    ModuleValidator.validate(model, strict=True)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=cfg.batch_size,
+                                         generator=torch.Generator().manual_seed(seed))
+    with warnings.catch_warnings():  # Opacus warns that secure_mode is off: said in the module doc
+        warnings.simplefilter("ignore")
+        engine = PrivacyEngine(accountant=cfg.accountant)
+        private, opt, loader = engine.make_private_with_epsilon(
+            module=model, optimizer=opt, data_loader=loader, target_epsilon=cfg.epsilon, target_delta=cfg.delta,
+            epochs=cfg.epochs, max_grad_norm=cfg.clip, poisson_sampling=True,
+            noise_generator=torch.Generator(device=images.device).manual_seed(seed + 1))
+        steps = 0
+        for epoch in range(cfg.epochs):
+            private.train()
+            for x, y in loader:
+                loss = F.cross_entropy(private(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                steps += 1
+            if on_epoch is not None:
+                on_epoch(epoch)
+        epsilon = float(engine.get_epsilon(cfg.delta))
+    report = {"noise_multiplier": float(opt.noise_multiplier), "sample_rate": float(loader.sample_rate), "steps": steps,
+              "epsilon": epsilon, "delta": cfg.delta, "target_epsilon": cfg.epsilon,
+              "accountant": OPACUS_ACCOUNTANTS[cfg.accountant]}
+    model = private.to_standard_module()
+    model.eval()
+    return model, report
+
+
+def _paths(out: str):
+    return os.path.join(out, "config.json"), os.path.join(out, "models")
+
+
+def pipeline_record(cfg: DPSGDConfig) -> dict:
+    """What makes one DP-SGD model (the number of models left out): a shadow cache and a resumed
+    run compare it."""
+    return {k: v for k, v in asdict(cfg).items() if k != "runs"}
+
+
+def load_dpsgd_config(out: str) -> Optional[dict]:
+    """The DP-SGD run folder's config.json ({"dpsgd": ..., "dataset": ...}), or None when `out`
+    holds another kind of run."""
+    path = _paths(out)[0]
+    if not os.path.exists(path):
+        return None
+    saved = json.load(open(path))
+    return saved if "dpsgd" in saved else None
+
+
+def dpsgd_model(out: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: DPSGDConfig, seed: int,
+                on_epoch: Optional[Callable[[int], None]] = None) -> Tuple[torch.nn.Module, dict]:
+    """The run's model of `seed` trained on the whole training split: read from OUT/models/seed_S.pt
+    when it was trained before (by `kaleido dpsgd` or an audit, whose target models are the run's
+    own), else trained and saved there (atomically)."""
+    from ..atomic import atomic_path
+
+    path = os.path.join(_paths(out)[1], f"seed_{seed}.pt")
+    if os.path.exists(path):
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        torch.manual_seed(seed)
+        model = get_model(cfg.model, images.shape[1], num_classes, tuple(images.shape[-2:]), cfg.width, cfg.depth)
+        model.load_state_dict(saved["state_dict"])
+        if on_epoch is not None:
+            for epoch in range(cfg.epochs):
+                on_epoch(epoch)
+        return model.to(images.device).eval(), saved["dp"]
+    model, report = train_dpsgd(images, labels, num_classes, cfg, seed, on_epoch)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "dp": report}, tmp)
+    return model, report
+
+
+def dpsgd_run(out: str, cfg: DPSGDConfig, dataset: str = "digits", data_root: Optional[str] = None,
+              device: str = "cpu", seed: int = 0, progress: bool = True) -> dict:
+    """Trains cfg.runs DP-SGD models (seeds seed, seed + 1, ...) on the training split, tests them
+    on the held-out split, writes OUT/config.json, OUT/models/seed_S.pt per model (a finished
+    one is not trained again) and OUT/metrics.json; returns the metrics."""
+    from tqdm import tqdm
+
+    from ..atomic import write_json_atomic
+    from ..data import load_dataset
+    from ..evaluate import EvalResult, accuracy
+    from ..provenance import machine_stamp
+
+    cfg.check()
+    config_path = _paths(out)[0]
+    record = {"dpsgd": asdict(cfg), "dataset": dataset, "data_root": data_root, "device": device, "seed": seed}
+    old = load_dpsgd_config(out)
+    if old is not None:  # resuming: the same pipeline (more or fewer models is fine)
+        same = dict(old, dpsgd=pipeline_record(DPSGDConfig(**old["dpsgd"]))) == json.loads(
+            json.dumps(dict(record, dpsgd=pipeline_record(cfg))))
+        if not same:
+            raise ValueError(f"{out} holds a DP-SGD run with other options; use another --out")
+    elif os.path.exists(config_path):
+        raise ValueError(f"{out} holds another kind of run (not DP-SGD); use another --out")
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(config_path, record)
+    ds = load_dataset(dataset, data_root)
+    dev = torch.device(device)
+    x, y = ds.train_images.to(dev), ds.train_labels.to(dev)
+    tx, ty = ds.test_images.to(dev), ds.test_labels.to(dev)
+    accuracies, reports = [], []
+    with tqdm(total=cfg.runs * cfg.epochs, desc=f"DP-SGD (epsilon {cfg.epsilon:g}, {cfg.runs} models x epochs)",
+              unit="epoch", disable=not progress) as bar:
+        for r in range(cfg.runs):
+            model, report = dpsgd_model(out, x, y, ds.num_classes, cfg, seed + r, on_epoch=lambda _: bar.update(1))
+            accuracies.append(accuracy(model, tx, ty))
+            reports.append(report)
+    metrics = {"accuracy": EvalResult(accuracies).as_dict(), "dp": reports[0], "dp_per_model": reports,
+               "config": record, "machine": machine_stamp(device)}
+    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    return metrics
