@@ -5,6 +5,12 @@
 
 Two workloads: an IPC-10-sized set (100 images, one batch per epoch: the audit's and evaluation's
 target models) and the whole training split (1,257 images, 5 batches of 256: shadow-model sized).
+
+Then where one model's training step (IPC-10 set, DSA, SGD) spends its time, from torch.profiler:
+convolutions, the other ATen kernels, and the rest (autograd, dispatch, Python). Training K models
+together runs the same kernels on K times the data, so on a CPU it can save at most that rest:
+1 / (1 - rest share) is the ceiling of its speed-up. The step's FLOP rate (FlopCounterMode) is
+put beside a large float32 matrix product's, the most this CPU delivers.
 Writes DIR/bench_batched_cpu.{json,md} with the commit and the machine.
 """
 from __future__ import annotations
@@ -24,6 +30,41 @@ from kaleido_cuda.batched import train_models  # noqa: E402
 from kaleido_cuda.data import load_dataset  # noqa: E402
 from kaleido_cuda.evaluate import EvalConfig, train_model  # noqa: E402
 from kaleido_cuda.init import select_real  # noqa: E402
+from kaleido_cuda.models import get_model  # noqa: E402
+
+CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
+                "aten::convolution", "aten::conv2d", "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward")
+
+
+def step_profile(images, labels, num_classes, steps: int = 10) -> dict:
+    """Shares of one training step's wall time (evaluation protocol, one batch) by kind of work,
+    its FLOP rate and the peak float32 matrix-product rate of this CPU."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = EvalConfig(epochs=steps)
+    train_model(images, labels, num_classes, EvalConfig(epochs=3), seed=98)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        train_model(images, labels, num_classes, cfg, seed=97)
+        wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTIONS) / 1e6
+    kernels = sum(e.self_cpu_time_total for e in events if e.key.startswith("aten::")) / 1e6
+    model = get_model("convnet", images.shape[1], num_classes, tuple(images.shape[-2:]))
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    gemm = 10 * 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9
+    rest = max(0.0, wall - kernels)
+    return {"steps": steps, "wall_s": wall, "convolution_share": conv / wall, "other_kernel_share": (kernels - conv) / wall,
+            "rest_share": rest / wall, "batching_ceiling": wall / (wall - rest) if wall > rest else float("inf"),
+            "step_gflops": counter.get_total_flops() * steps / wall / 1e9, "sgemm_gflops": gemm}
 
 
 def main(argv=None):
@@ -52,9 +93,11 @@ def main(argv=None):
                      "model_epochs_per_s_one_by_one": args.models * epochs / one_by_one,
                      "model_epochs_per_s_together": args.models * epochs / together})
         print(rows[-1], flush=True)
+    profile = step_profile(workloads[0][1], workloads[0][2], ds.num_classes)
+    print(profile, flush=True)
     result = {"machine": machine_stamp("cpu"), "torch_threads": torch.get_num_threads(),
               "command": command_line("bench_batched.py", argv),
-              "rows": rows}
+              "rows": rows, "step_profile": profile}
     m = result["machine"]
     lines = [f"# {args.models} ConvNets trained together (vmap) against one after another", "",
              stamp_line(m),
@@ -63,6 +106,12 @@ def main(argv=None):
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['workload']} | {r['epochs']} | {r['one_by_one_s']:.1f} | {r['together_s']:.1f} | {r['speedup']:.2f}x "
               f"| {r['model_epochs_per_s_one_by_one']:.2f} | {r['model_epochs_per_s_together']:.2f} |" for r in rows]
+    p = profile
+    lines += ["", f"One model's step on the IPC-10 set ({p['steps']} steps, torch.profiler): convolutions "
+              f"{100 * p['convolution_share']:.0f}%, other ATen kernels {100 * p['other_kernel_share']:.0f}%, the rest "
+              f"(autograd, dispatch, Python) {100 * p['rest_share']:.0f}% of {p['wall_s']:.1f} s. Training models "
+              f"together can save at most the rest: a ceiling of {p['batching_ceiling']:.2f}x. The step runs at "
+              f"{p['step_gflops']:.0f} GFLOP/s; a 2048 x 2048 float32 matrix product at {p['sgemm_gflops']:.0f} GFLOP/s."]
     write_json(os.path.join(args.out, "bench_batched_cpu.json"), result)
     write_text_atomic(os.path.join(args.out, "bench_batched_cpu.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))

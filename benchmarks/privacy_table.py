@@ -108,11 +108,13 @@ def _audit(out, audit_cfg, make):
     return audit
 
 
-def _run(runs_dir, init, ipc, iterations, seed, suffix="", eval_runs=3, eval_epochs=500):
+def _run(runs_dir, init, ipc, iterations, seed, suffix="", eval_runs=3, eval_epochs=500, dm_options=None):
+    """The DM run folder runs_dir/dm_INIT_ipcN[suffix], made (or resumed) unless it is finished;
+    dm_options: more DMConfig fields (DP-DM's, for dp_table.py)."""
     out = os.path.join(runs_dir, f"dm_{init}_ipc{ipc}{suffix}" + (f"_seed{seed}" if seed else ""))
     if not os.path.exists(os.path.join(out, "metrics.json")):
         cfg = RunConfig(dataset="digits", method="dm", ipc=ipc, init=init, seed=seed,
-                        dm=DMConfig(iterations=iterations, seed=seed), baselines=False,
+                        dm=DMConfig(iterations=iterations, seed=seed, **(dm_options or {})), baselines=False,
                         eval=EvalConfig(runs=eval_runs, epochs=eval_epochs))
         print(f"dm {init} IPC {ipc} ({iterations} iterations) -> {out}", flush=True)
         distill_run(cfg, out, resume=True, progress=False)
