@@ -13,7 +13,9 @@ reused, so an interrupted table resumes):
 - 'dpdm': DP-DM from noise at each epsilon (dp-accounting's RDP accountant).
 Every row is audited with the model attacks (and the data attacks for distilled sets) by 2
 target models, and with online LiRA against --shadows shadow pipelines for the DP rows of
---lira-epsilons and for the others; the DM rows' targets and shadows train for --lira-epochs.
+--lira-epsilons and for the others; the DM rows' targets and shadows train for --lira-epochs (300,
+as the committed LiRA rows; the runs' evaluation models are trained alike, so the audit reuses
+them). The accuracy column is the target models'.
 The audited epsilon is the strongest attack's 95% lower bound at delta 1e-5 on the canaries
 where the set has them (the initialisation's images; every member for models trained on the
 training split), else on all members (noise initialisation, DP-DM).
@@ -55,8 +57,11 @@ def audited_epsilon(audit: dict):
     return {"epsilon_lb": best[0], "attack": best[1], "on": on}
 
 
-def row_record(label, kind, run, audit, accuracy, formal=None, source=None) -> dict:
+def row_record(label, kind, run, audit, formal=None, source=None) -> dict:
+    """A row: accuracy is the audit's target models' (for every kind of row, so that the accuracy
+    is of the models the attacks were run against)."""
     lira = audit["attacks"].get("lira_online")
+    accuracy = EvalResult(audit["target_accuracy"]).as_dict()
     return {"label": label, "kind": kind, "run": run, "accuracy": accuracy, "formal_dp": formal,
             "audited": audited_epsilon(audit), "lira": ({"all": lira["all"], "canaries": lira["canaries"]}
                                                         if lira else None),
@@ -93,8 +98,9 @@ def markdown(result) -> str:
                   f"{lira['canaries']['tpr_at_1pct_fpr']:.3f}" if lira["canaries"] else "-"] if lira else ["-"] * 3)
         lines.append(f"| {r['label']} | {100 * acc['mean']:.1f} +- {100 * acc['std']:.1f} | {f_cell} | {a_cell} | "
                      + " | ".join(cells) + f" | {r['source'] or 'this table'} |")
-    lines += ["", "accuracy: the run's evaluation models (DM: ConvNets trained on the synthetic set; DP-SGD: its own "
-              "models; full training set: the audit's target models). Every figure is in dp_table.json."]
+    lines += ["", "accuracy: mean and std of the audit's target models (DM and DP-DM: ConvNets trained on the synthetic "
+              "set; DP-SGD: the run's own models; full training set: ConvNets trained on it). Every figure is in "
+              "dp_table.json."]
     return "\n".join(lines) + "\n"
 
 
@@ -139,8 +145,9 @@ def main(argv=None):
     ap.add_argument("--shadows", type=int, default=8)
     ap.add_argument("--models", type=int, default=2, help="audit target models")
     ap.add_argument("--lira-epochs", type=int, default=300, help="the DM rows' target and shadow model epochs")
-    ap.add_argument("--eval-runs", type=int, default=1, help="evaluation models of the DM rows")
-    ap.add_argument("--eval-epochs", type=int, default=500)
+    ap.add_argument("--eval-runs", type=int, default=2,
+                    help="evaluation models of the DM rows (the audit reuses them as its targets: --models, --lira-epochs)")
+    ap.add_argument("--eval-epochs", type=int, default=300)
     ap.add_argument("--dpsgd-epochs", type=int, default=DPSGDConfig.epochs)
     ap.add_argument("--dpsgd-lr", type=float, default=DPSGDConfig.lr)
     ap.add_argument("--dpsgd-models", type=int, default=2)
@@ -170,13 +177,12 @@ def main(argv=None):
         cfg = audit_cfg(lira, args.lira_epochs)
         reused, source = _reused(args.reuse, label, cfg)
         if reused is not None:
-            return save(row_record(label, kind, reused["run"], reused["audit"], reused["metrics"]["accuracy"],
-                                   source=source))
+            return save(row_record(label, kind, reused["run"], reused["audit"], source=source))
         out = _run(args.runs_dir, init, IPC, args.iterations, args.seed, suffix=suffix, eval_runs=args.eval_runs,
                    eval_epochs=args.eval_epochs, dm_options=dm_options)
         audit = _audit(out, cfg, lambda: audit_run(out, cfg, progress=False))
         metrics = json.load(open(os.path.join(out, "metrics.json")))
-        save(row_record(label, kind, out, audit, metrics["accuracy"], formal=metrics.get("dp")))
+        save(row_record(label, kind, out, audit, formal=metrics.get("dp")))
 
     for kind in args.rows:
         if kind == "dpsgd":
@@ -187,8 +193,7 @@ def main(argv=None):
                 metrics = dpsgd_run(out, cfg, seed=args.seed, progress=False)
                 acfg = audit_cfg(eps in lira_eps, data=False)
                 audit = _audit(out, acfg, lambda: audit_run(out, acfg, progress=False))
-                save(row_record(f"DP-SGD, epsilon {eps:g}", "dpsgd", out, audit, metrics["accuracy"],
-                                formal=metrics["dp"]))
+                save(row_record(f"DP-SGD, epsilon {eps:g}", "dpsgd", out, audit, formal=metrics["dp"]))
         elif kind == "dpdm":
             for eps in args.epsilons:
                 dm_row(f"DP-DM ({args.iterations} iterations), noise init, epsilon {eps:g}", "dpdm", "noise",
@@ -204,8 +209,7 @@ def main(argv=None):
             reused, source = _reused(args.reuse, label, cfg)
             audit = reused["audit"] if reused else _audit(
                 out, cfg, lambda: audit_full_training_set(out, "digits", cfg, progress=False))
-            accuracy = EvalResult(audit["target_accuracy"]).as_dict()
-            save(row_record(label, "full", out, audit, accuracy, source=source))
+            save(row_record(label, "full", out, audit, source=source))
         else:
             raise SystemExit(f"unknown row kind {kind!r}: choose dpsgd, dpdm, dm or full")
     print(markdown(result))
