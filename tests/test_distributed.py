@@ -74,6 +74,17 @@ def test_dm_on_two_ranks_equals_one_process_and_resumes_on_another_count(tmp_pat
     assert torch.equal(_images(tmp_path / "one"), _images(tmp_path / "three"))
 
 
+def test_dp_dm_on_two_ranks_equals_one_process_with_the_same_accounting(tmp_path):
+    # Each class's Poisson batch and noise come from its own keyed generator and every rank finds the
+    # same clip norm and steps the same accountant, so the private set does not depend on the ranks.
+    dp = ["--init", "noise", "--dp-epsilon", "8"]
+    one, two = (_distill(tmp_path / name, ranks, 3, extra=dp) for name, ranks in (("one", 1), ("two", 2)))
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-2000:]
+    assert torch.equal(_images(tmp_path / "one"), _images(tmp_path / "two"))
+    reports = [json.load(open(tmp_path / name / "metrics.json"))["dp"] for name in ("one", "two")]
+    assert reports[0] == reports[1] and reports[0]["steps"] == 3
+
+
 def test_evaluation_models_split_across_ranks_give_the_same_accuracies(tmp_path):
     # One distilled set, then `kaleido eval` with 3 models and the baselines, by 1 process and by 2 ranks.
     made = _distill(tmp_path / "run", 1, 1, extra=["--full-epochs", "1"])
