@@ -16,10 +16,12 @@ Models with buffers (batch norm) are refused: their running statistics are updat
 which vmap does not carry.
 
 Measured on this project's 2-core CPU (benchmarks/results/bench_batched_cpu.md): 8 ConvNets
-together are 3-5x *slower* than one after another. One model's batch already keeps both cores
-busy, and vmap turns the convolutions into grouped ones and the instance norm into a chain of
-elementwise ops that cost more than they save. Nothing uses this on the CPU for that reason; on a
-GPU, where one small model leaves most of the device idle, it is unmeasured.
+together are about 2x *slower* than one after another (0.46x; 3-5x slower on the machine of
+2026-11-29). One model's step is already 93% kernels (60% convolutions), so running models together
+can save at most the other 7% (a 1.07x ceiling), while vmap turns the convolutions into grouped
+ones and the instance norm into a chain of elementwise ops that cost more than that. Nothing uses
+this on the CPU for that reason; on a GPU, where one small model leaves most of the device idle,
+it is unmeasured.
 """
 from __future__ import annotations
 
