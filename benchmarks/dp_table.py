@@ -3,6 +3,7 @@ accountant proves (DP rows) and the epsilon an audit finds (every row), with LiR
 
     python benchmarks/dp_table.py [--epsilons 1 4 8] [--lira-epsilons 1 4 8] [--shadows 8]
                                   [--iterations 100] [--rows dpsgd dpdm dm full] [--dm-inits real kt noise]
+                                  [--dm-lira-inits real kt]
                                   [--reuse FILE ...] [--runs-dir runs/dp] [--out DIR]
 
 Rows (each a run folder in --runs-dir, made or resumed, then audited; a finished run or audit is
@@ -141,6 +142,9 @@ def main(argv=None):
                     help="DP rows audited with LiRA (default: every --epsilons)")
     ap.add_argument("--rows", nargs="*", default=["dpsgd", "dpdm", "dm", "full"], help="which rows, in this order")
     ap.add_argument("--dm-inits", nargs="*", default=["real", "kt", "noise"])
+    ap.add_argument("--dm-lira-inits", nargs="*", default=None,
+                    help="the DM inits audited with LiRA (default: all of --dm-inits); the others get data and "
+                         "model attacks only, which saves their 8 shadow pipelines")
     ap.add_argument("--iterations", type=int, default=100, help="DM and DP-DM iterations")
     ap.add_argument("--shadows", type=int, default=8)
     ap.add_argument("--models", type=int, default=2, help="audit target models")
@@ -200,7 +204,9 @@ def main(argv=None):
                        {"dp_epsilon": eps}, eps in lira_eps, f"_dp{eps:g}")
         elif kind == "dm":
             for init in args.dm_inits:
-                dm_row(f"DM ({args.iterations} iterations), {init} init", "dm", init, None, True, "_lira")
+                lira = args.dm_lira_inits is None or init in args.dm_lira_inits
+                dm_row(f"DM ({args.iterations} iterations), {init} init", "dm", init, None, lira,
+                       "_lira" if lira else "")
         elif kind == "full":
             out = os.path.join(args.runs_dir, "full_training_set")
             label = f"full training set ({args.full_epochs} epochs)"
