@@ -70,18 +70,18 @@ def step_profile(images, labels, num_classes, steps: int = 10) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=int, default=8)
-    ap.add_argument("--workloads", nargs="*", default=["ipc10", "split"],
+    ap.add_argument("--workloads", nargs="*", choices=["ipc10", "split"], default=["ipc10", "split"],
                     help="ipc10 and/or split (8 models together on the training split take about 21 GB: more than a "
                          "24 GB machine has free beside other work)")
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     args = ap.parse_args(argv)
     ds = load_dataset("digits")
     subset = select_real(ds.train_labels, 10, ds.num_classes, seed=0)
-    workloads = [("IPC-10 set (100 images)", ds.train_images[subset], ds.train_labels[subset], 10),
-                 ("training split (1,257 images)", ds.train_images, ds.train_labels, 2)]
-    profile = step_profile(workloads[0][1], workloads[0][2], ds.num_classes)  # first: it needs little memory
+    profile = step_profile(ds.train_images[subset], ds.train_labels[subset], ds.num_classes)  # first: little memory
     print(profile, flush=True)
-    workloads = [w for w, key in zip(workloads, ("ipc10", "split")) if key in args.workloads]
+    workloads = {"ipc10": ("IPC-10 set (100 images)", ds.train_images[subset], ds.train_labels[subset], 10),
+                 "split": ("training split (1,257 images)", ds.train_images, ds.train_labels, 2)}
+    workloads = [workloads[key] for key in args.workloads]
     seeds = list(range(args.models))
     rows = []
     for name, images, labels, epochs in workloads:
