@@ -1,5 +1,5 @@
 """Compiler flags of the CPU kernels, shared by setup.py and the tests' build of the emulated
-CUDA kernels (tests/emulated_cuda.py), so that both compile the shared header the same way (the
+CUDA kernels (tests/op/emulated_cuda.py), so that both compile the shared header the same way (the
 same vector ISA and FMA contraction: the emulated noise must equal the CPU noise bit for bit)."""
 import os
 import platform

@@ -31,7 +31,7 @@ import dsa_published  # noqa: E402
 from common import RESULTS, machine_stamp, median_time, write_json  # noqa: E402
 
 import kaleido_cuda as kc  # noqa: E402
-from kaleido_cuda.atomic import atomic_path, write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.files.atomic import atomic_path, write_text_atomic  # noqa: E402
 from kaleido_cuda.dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug  # noqa: E402
 
 SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
@@ -146,7 +146,8 @@ def bench_device(device, sizes, quick):
 def breakdown(device, shape, quick):
     """Where the fused mode-'M' time goes: drawing and composing the parameters, the raw kernels
     (no Python checks, no autograd), and the whole DiffAugment call."""
-    from kaleido_cuda import dsa, dsa_sampling
+    from kaleido_cuda import dsa
+    from kaleido_cuda.dsa import sampling as dsa_sampling
 
     x = torch.rand(shape, device=device)
     grad = torch.randn(shape, device=device)

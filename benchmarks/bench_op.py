@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kaleido_cuda as kc  # noqa: E402
 from common import RESULTS, machine_stamp, median_time, write_json  # noqa: E402
-from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
 
 SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
 CUDA_COPY_SIZE = (256, 3, 224, 224)

@@ -46,10 +46,10 @@ def worker(name: str, iterations: int, out_json: str) -> None:
     """One configuration, in this process (a rank under torchrun, or alone)."""
     import torch
 
-    from kaleido_cuda.atomic import write_json_atomic
-    from kaleido_cuda.data import load_dataset
-    from kaleido_cuda.distill import DCConfig, DMConfig, distill_dc, distill_dm
-    from kaleido_cuda.distributed import close_world, init_world
+    from kaleido_cuda.lab.files.atomic import write_json_atomic
+    from kaleido_cuda.lab.train.data import load_dataset
+    from kaleido_cuda.lab.distill import DCConfig, DMConfig, distill_dc, distill_dm
+    from kaleido_cuda.lab.distributed import close_world, init_world
     from kaleido_cuda.init import initialize
 
     world = init_world("cpu")
@@ -142,7 +142,7 @@ def main(argv=None):
               "the 100-class column scales the per-class part to 100 classes (CIFAR-100) with the same "
               "repeated part. Iteration 1 of each configuration is a warm-up and not counted."]
     text = "\n".join(lines) + "\n"
-    from kaleido_cuda.atomic import write_text_atomic
+    from kaleido_cuda.lab.files.atomic import write_text_atomic
 
     write_text_atomic(stem + ".md", text)
     print(text)

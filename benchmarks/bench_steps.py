@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, machine_stamp, write_json  # noqa: E402
 
-from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
-from kaleido_cuda.data import load_dataset  # noqa: E402
-from kaleido_cuda.distill import (BufferConfig, DCConfig, DMConfig, MTTConfig, distill_dc, distill_dm,  # noqa: E402
+from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.train.data import load_dataset  # noqa: E402
+from kaleido_cuda.lab.distill import (BufferConfig, DCConfig, DMConfig, MTTConfig, distill_dc, distill_dm,  # noqa: E402
                                   distill_mtt, train_buffer)
 from kaleido_cuda.init import initialize  # noqa: E402
 

@@ -8,8 +8,8 @@ import time
 
 import torch
 
-from kaleido_cuda import provenance
-from kaleido_cuda.atomic import write_json_atomic
+from kaleido_cuda.lab.files import provenance
+from kaleido_cuda.lab.files.atomic import write_json_atomic
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -45,7 +45,7 @@ def median_time(fn, device: str, *, warmup: int = 2, min_repeats: int = 5, budge
 
 
 def machine_stamp(device: str) -> dict:
-    """The commit of this checkout, versions, CPU/GPU and thread count (kaleido_cuda.provenance)."""
+    """The commit of this checkout, versions, CPU/GPU and thread count (kaleido_cuda.lab.files.provenance)."""
     return provenance.machine_stamp(device, repo=os.path.dirname(os.path.abspath(__file__)))
 
 

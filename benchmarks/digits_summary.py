@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS  # noqa: E402
 
-from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
 
 METHOD_ORDER, INIT_ORDER = ("dm", "dc", "mtt"), ("kt", "real", "noise")
 

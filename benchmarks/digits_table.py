@@ -21,9 +21,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
 
-from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
-from kaleido_cuda.distill import DCConfig, DMConfig, MTTConfig  # noqa: E402
-from kaleido_cuda.run import RunConfig, distill_run  # noqa: E402
+from kaleido_cuda.lab.distill import DCConfig, DMConfig, MTTConfig  # noqa: E402
+from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.pipeline.config import RunConfig  # noqa: E402
+from kaleido_cuda.lab.pipeline.distill import distill_run  # noqa: E402
 
 
 def markdown(result) -> str:
@@ -54,8 +55,8 @@ def markdown(result) -> str:
 
 def ensure_buffer(path: str) -> None:
     """Trains the digits expert buffer with `kaleido buffer`'s defaults unless it is finished."""
-    from kaleido_cuda.data import load_dataset
-    from kaleido_cuda.distill import BufferConfig, train_buffer
+    from kaleido_cuda.lab.train.data import load_dataset
+    from kaleido_cuda.lab.distill import BufferConfig, train_buffer
 
     if os.path.exists(os.path.join(path, "buffer.json")):
         return

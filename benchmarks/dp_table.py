@@ -37,11 +37,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
 from privacy_table import _audit, _run  # noqa: E402
 
-from kaleido_cuda.atomic import atomic_path, write_text_atomic  # noqa: E402
-from kaleido_cuda.dp.dpsgd import DPSGDConfig, dpsgd_run  # noqa: E402
-from kaleido_cuda.evaluate import EvalResult  # noqa: E402
-from kaleido_cuda.privacy.audit import AuditConfig, audit_run  # noqa: E402
-from kaleido_cuda.privacy.reference import audit_full_training_set  # noqa: E402
+from kaleido_cuda.lab.dp.dpsgd import DPSGDConfig  # noqa: E402
+from kaleido_cuda.lab.files.atomic import atomic_path, write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.pipeline.audit import audit_run  # noqa: E402
+from kaleido_cuda.lab.pipeline.dpsgd import dpsgd_run  # noqa: E402
+from kaleido_cuda.lab.pipeline.references import audit_full_training_set  # noqa: E402
+from kaleido_cuda.lab.privacy.audit import AuditConfig  # noqa: E402
+from kaleido_cuda.lab.train.evaluate import EvalResult  # noqa: E402
 
 IPC = 10
 

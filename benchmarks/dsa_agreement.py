@@ -18,9 +18,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, machine_stamp, write_json  # noqa: E402
 
-from kaleido_cuda import dsa, dsa_eager, dsa_sampling, kaleidoscope  # noqa: E402
-from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
-from kaleido_cuda.data import digits_32  # noqa: E402
+from kaleido_cuda import dsa, kaleidoscope
+from kaleido_cuda.dsa import eager as dsa_eager, sampling as dsa_sampling  # noqa: E402
+from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.train.data import digits_32  # noqa: E402
 
 
 def compare(x, d) -> dict:

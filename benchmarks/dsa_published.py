@@ -8,7 +8,7 @@ What makes the published code cost what it costs, and is reproduced here:
 - crop pads by one pixel, builds a meshgrid of (N, H, W) indices and gathers from a channels-last
   copy; cutout builds a meshgrid over the hole, writes zeros into an (N, H, W) mask and multiplies;
 - colour is three elementwise passes with a channel mean and an image mean.
-kaleido_cuda.dsa_eager is the vectorised version of the same chain (no per-sample Python); the
+kaleido_cuda.dsa.eager is the vectorised version of the same chain (no per-sample Python); the
 benchmark reports both.
 """
 from __future__ import annotations

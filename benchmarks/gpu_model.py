@@ -259,7 +259,7 @@ def main(argv=None):
               "rows": model(probes)}
     write_json(os.path.join(args.out, "gpu_model.json"), result)
     text = markdown(result)
-    from kaleido_cuda.atomic import write_text_atomic
+    from kaleido_cuda.lab.files.atomic import write_text_atomic
 
     write_text_atomic(os.path.join(args.out, "gpu_model.md"), text)
     print(text)

@@ -28,12 +28,14 @@ from dataclasses import asdict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
 
-from kaleido_cuda.atomic import write_text_atomic  # noqa: E402
-from kaleido_cuda.distill import DMConfig  # noqa: E402
-from kaleido_cuda.evaluate import EvalConfig  # noqa: E402
-from kaleido_cuda.privacy.audit import AuditConfig, audit_run  # noqa: E402
-from kaleido_cuda.privacy.reference import audit_full_training_set  # noqa: E402
-from kaleido_cuda.run import RunConfig, distill_run  # noqa: E402
+from kaleido_cuda.lab.distill import DMConfig  # noqa: E402
+from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.pipeline.audit import audit_run  # noqa: E402
+from kaleido_cuda.lab.pipeline.config import RunConfig  # noqa: E402
+from kaleido_cuda.lab.pipeline.distill import distill_run  # noqa: E402
+from kaleido_cuda.lab.pipeline.references import audit_full_training_set  # noqa: E402
+from kaleido_cuda.lab.privacy.audit import AuditConfig  # noqa: E402
+from kaleido_cuda.lab.train.evaluate import EvalConfig  # noqa: E402
 
 
 def _cell(f, group, key, fmt="{:.3f}"):

@@ -57,7 +57,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("cuda_arch_list", []() { return std::string(KALEIDO_CUDA_ARCH_LIST); },
         "TORCH_CUDA_ARCH_LIST this module was built for (empty for CPU-only builds)");
   m.def("philox4x32_10", &philox4x32_10, "Philox4x32-10 block (counter[4], key[2]) -> 4 words");
+  // The op's limits, which kaleido_cuda/_compiled.py reads so that the Python checks and the kernels
+  // cannot disagree.
   m.attr("max_fold_k") = kaleido::kMaxFoldK;
+  m.attr("max_float_geometry_side") = kaleido::kMaxFloatGeometrySide;
   m.def("index32_fits", &kaleido::index32_fits,
         "Whether both backends' kernels index an (N, C, H, W) tensor with int32 (kaleido/kt_index.h)");
   m.attr("index32_limit") = kaleido::kIndex32Limit;

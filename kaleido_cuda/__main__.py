@@ -2,6 +2,6 @@
 `torchrun --nproc-per-node N -m kaleido_cuda distill ...`."""
 import sys
 
-from .cli import main
+from .lab.cli import main
 
 sys.exit(main())

@@ -2,8 +2,8 @@
 
 With glibc's default malloc settings, a training step that frees a few megabytes at the top of the
 heap hands the pages back to the kernel (trim), and the next step's allocations fault them in again,
-zero-filled. For the fused op at (256, 3, 32, 32) that is about 1,000 page faults and 30% of a
-forward+backward step on this project's 2-core machine. Raising glibc's trim and mmap thresholds keeps
+zero-filled. For the fused op at (256, 3, 32, 32) that is about 1,000 page faults per step and a
+large share of its time (docs/results/speed.md has the measured figures). Raising glibc's trim and mmap thresholds keeps
 freed memory in the process instead; the environment variables MALLOC_TRIM_THRESHOLD_ and
 MALLOC_MMAP_THRESHOLD_ do the same from outside. The price is memory: up to `trim_mb` of freed heap
 stays with the process. Nothing here runs unless called.

@@ -9,14 +9,9 @@ import warnings
 import torch
 
 from . import reference
+from ._compiled import LOAD_ERROR as _LOAD_ERROR
+from ._compiled import _C
 from .params import KTParams, check_inputs
-
-try:
-    from . import _C  # registers torch.ops.kaleido_cuda.* as a side effect
-    _LOAD_ERROR = None
-except ImportError as exc:  # pragma: no cover - exercised only on broken installs
-    _C = None
-    _LOAD_ERROR = exc
 
 _warned = set()
 

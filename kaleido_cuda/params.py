@@ -11,11 +11,10 @@ from typing import Optional, Union
 
 import torch
 
+from ._compiled import MAX_FLOAT_GEOMETRY_SIDE, MAX_FOLD_K
+
 PADDING_MODES = ("zeros", "border", "reflection")
-MAX_FOLD_K = 256  # same bound as kaleido::kMaxFoldK in csrc/include/kaleido/kt_math.h
 SEED_LIMIT = 2**64
-# float32 coordinates resolve single pixels only up to 2^24.
-MAX_SIDE_FLOAT32 = 2**24
 
 # field name -> (trailing shape, integral)
 _FIELDS = {
@@ -124,9 +123,10 @@ def check_inputs(x: torch.Tensor, params: KTParams) -> None:
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TypeError(f"kaleidoscope: x must be float16, bfloat16, float32 or float64, got {x.dtype}")
     n, _, h, w = x.shape
-    if x.dtype != torch.float64 and max(h, w) > MAX_SIDE_FLOAT32:
-        raise ValueError(f"kaleidoscope: image side {max(h, w)} exceeds {MAX_SIDE_FLOAT32}, beyond which "
-                         "float32 coordinates cannot address single pixels; use float64 input")
+    if MAX_FLOAT_GEOMETRY_SIDE is not None and x.dtype != torch.float64 and max(h, w) > MAX_FLOAT_GEOMETRY_SIDE:
+        raise ValueError(f"kaleidoscope: image side {max(h, w)} exceeds {MAX_FLOAT_GEOMETRY_SIDE}, the largest "
+                         f"for which {x.dtype} images' float32 geometry stays within side * 2^-19 pixel "
+                         "(docs/kt_op.md, \"Precision\"); convert the images to float64")
     if params.padding_mode not in PADDING_MODES:
         raise ValueError(f"kaleidoscope: padding_mode must be one of {PADDING_MODES}, got {params.padding_mode!r}")
     seed = params.seed
@@ -156,8 +156,10 @@ def check_inputs(x: torch.Tensor, params: KTParams) -> None:
         if t.numel() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"kaleidoscope: params.{name} contains NaN or infinite values")
     k = params.fold_k
-    if k.numel() and (bool((k < 0).any()) or bool((k > MAX_FOLD_K).any())):
-        raise ValueError(f"kaleidoscope: params.fold_k must be in [0, {MAX_FOLD_K}] (0 = off), "
+    too_many = MAX_FOLD_K is not None and bool((k > MAX_FOLD_K).any())
+    if k.numel() and (bool((k < 0).any()) or too_many):
+        bound = f"[0, {MAX_FOLD_K}]" if MAX_FOLD_K is not None else ">= 0"
+        raise ValueError(f"kaleidoscope: params.fold_k must be in {bound} (0 = off), "
                          f"got values in [{int(k.min())}, {int(k.max())}]")
     s = params.noise_std
     if s.numel() and bool((s < 0).any()):

@@ -9,8 +9,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from . import dsa_sampling
-from .dsa_sampling import DEFAULT_STRATEGY, DSA_RATIOS, check_ratios, homogeneous, uniform
+from .dsa import sampling as dsa_sampling
+from .dsa.sampling import DEFAULT_STRATEGY, DSA_RATIOS, check_ratios, homogeneous, uniform
 from .params import PADDING_MODES, KTParams
 
 KT_DEFAULTS = dict(
@@ -36,7 +36,7 @@ DSA_DEFAULTS = dict(
     aug_mode="S",            # 'S': one op family per call; 'M': all of them
     siamese=False,           # one parameter set shared by the whole batch
     family=None,             # mode 'S' only: force this family instead of drawing one
-    **DSA_RATIOS,            # DSA's ParamDiffAug ranges (see dsa_sampling.py)
+    **DSA_RATIOS,            # DSA's ParamDiffAug ranges (see dsa/sampling.py)
 )
 
 Size = Union[int, Sequence[int]]

@@ -1,5 +1,5 @@
 """Which lines of csrc/cuda/kt_kernel.cu the emulated CUDA tests execute: builds the emulated
-kernels with gcov instrumentation, runs `pytest tests/test_cuda_kernels.py -k emulated`, and reads
+kernels with gcov instrumentation, runs `pytest tests/op/test_cuda_kernels.py -k emulated`, and reads
 gcov's line counts for the kernel file (the translated file's `#line` directive maps every line
 back to kt_kernel.cu). Writes emu_coverage.{json,md}; exits 1 if a line of code was not run.
 
@@ -49,7 +49,7 @@ def main():
         stale.unlink()
     env = dict(os.environ, KALEIDO_EMU_COVERAGE="1", KALEIDO_REQUIRE_EMU="1")
     pytest = str(Path(sys.executable).with_name("pytest"))  # the installed package, not the source folder
-    tests = subprocess.run([pytest, "tests/test_cuda_kernels.py", "-k", "emulated", "-q", "-p", "no:cacheprovider"],
+    tests = subprocess.run([pytest, "tests/op/test_cuda_kernels.py", "-k", "emulated", "-q", "-p", "no:cacheprovider"],
                            cwd=ROOT, env=env, capture_output=True, text=True)
     summary = tests.stdout.strip().splitlines()[-1]
     counts, never_ran = gcov_report()

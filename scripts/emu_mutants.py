@@ -4,8 +4,8 @@ on each: a mutant the tests do not catch is a hole in the tests (or in the emula
     .venv/bin/python scripts/emu_mutants.py [--only NAME ...] [--out benchmarks/results]
 
 The mutated copies live under build/emu_mutants/ and are never committed. Each mutant is built
-by tests/emulated_cuda.py (KALEIDO_EMU_KERNEL) and tested with
-`pytest tests/test_cuda_kernels.py -k emulated -x`. Writes emu_mutants.{json,md}.
+by tests/op/emulated_cuda.py (KALEIDO_EMU_KERNEL) and tested with
+`pytest tests/op/test_cuda_kernels.py -k emulated -x`. Writes emu_mutants.{json,md}.
 """
 import argparse
 import json
@@ -79,14 +79,14 @@ def run_mutant(name, source_text, workdir):
     path.write_text(source_text)
     env = dict(os.environ, KALEIDO_EMU_KERNEL=str(path))
     start = time.perf_counter()
-    build = subprocess.run([sys.executable, str(ROOT / "tests" / "emulated_cuda.py")], cwd=ROOT, env=env,
+    build = subprocess.run([sys.executable, str(ROOT / "tests" / "op" / "emulated_cuda.py")], cwd=ROOT, env=env,
                            capture_output=True, text=True)
     if build.returncode != 0:
         return {"caught": True, "by": "build failed", "seconds": round(time.perf_counter() - start, 1)}
     # The pytest script, not `python -m pytest`, which would import the source folder's kaleido_cuda
     # (without its compiled module) instead of the installed one.
     pytest = str(Path(sys.executable).with_name("pytest"))
-    test = subprocess.run([pytest, "tests/test_cuda_kernels.py", "-k", "emulated", "-x", "-q", "-p", "no:cacheprovider"],
+    test = subprocess.run([pytest, "tests/op/test_cuda_kernels.py", "-k", "emulated", "-x", "-q", "-p", "no:cacheprovider"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     failed = re.findall(r"^FAILED (\S+)", test.stdout, re.M)
     summary = test.stdout.strip().splitlines()[-1] if test.stdout.strip() else ""

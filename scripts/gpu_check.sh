@@ -37,7 +37,7 @@ if [ -n "$SANITIZER" ]; then
 else
   log "compute-sanitizer not found: memcheck and racecheck skipped"
 fi
-log "tests (the CUDA backend of tests/test_cuda_kernels.py runs the emulated tests' cases on the GPU)"
+log "tests (the CUDA backend of tests/op/test_cuda_kernels.py runs the emulated tests' cases on the GPU)"
 "$PY" -m pytest -q -rs tests --junitxml="$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
 tests_rc=${PIPESTATUS[0]}
 log "benchmark"

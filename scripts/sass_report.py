@@ -206,7 +206,7 @@ def main(argv=None) -> int:
               f"{stamp['date']}\n\ncommand: `{result['command']}`")
     text = markdown(result, header)
     os.makedirs(args.out, exist_ok=True)
-    from kaleido_cuda.atomic import write_json_atomic, write_text_atomic
+    from kaleido_cuda.lab.files.atomic import write_json_atomic, write_text_atomic
 
     write_json_atomic(os.path.join(args.out, "sass_report.json"), result)
     write_text_atomic(os.path.join(args.out, "sass_report.md"), text)

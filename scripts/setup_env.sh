@@ -19,6 +19,10 @@ python -m pip install -q numpy pytest hypothesis scikit-learn scikit-image matpl
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-2}
 start=$(date +%s)
+# setuptools copies the package's .py files into build/lib* and never removes one that the source
+# no longer has, so a moved or deleted module would come back in the wheel: drop that copy (the
+# compiled objects in build/temp*, which ninja reuses, stay).
+rm -rf build/lib.*
 python -m pip install -q --no-build-isolation --no-deps .
 echo "kaleido_cuda built in $(( $(date +%s) - start )) s"
 # From another folder, so that the installed package is imported, not the source folder.

@@ -64,7 +64,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How many cases ran on the host emulation of CUDA (tests/test_cuda_kernels.py), and how long
+    """How many cases ran on the host emulation of CUDA (tests/op/test_cuda_kernels.py), and how long
     they took: CI's log shows that the CUDA kernels were executed."""
     counts = {}
     for outcome in ("passed", "failed", "error", "skipped"):

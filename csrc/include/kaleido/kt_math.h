@@ -23,7 +23,7 @@ enum Padding : int { kZeros = 0, kBorder = 1, kReflection = 2 };
 //
 // Geometry (fold, affine, pixel coordinates, bilinear weights) runs in acc_t: float for
 // float32, float16 and bfloat16 inputs, double for float64 (docs/kt_op.md, "Precision"). In
-// float its coordinate error stays within side * 2^-19 pixel (tests/test_float_geometry.py), and
+// float its coordinate error stays within side * 2^-19 pixel (tests/op/test_float_geometry.py), and
 // the host refuses float geometry on sides above kMaxFloatGeometrySide.
 enum FloatParam : int {
   kP00 = 0, kP01, kP02, kP10, kP11, kP12, kCx, kCy, kPhase, kWedge, kTurnsPerRadian,

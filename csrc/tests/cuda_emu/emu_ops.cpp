@@ -1,4 +1,4 @@
-// The emulated CUDA ops as a Python module for the tests (built by tests/emulated_cuda.py): the
+// The emulated CUDA ops as a Python module for the tests (built by tests/op/emulated_cuda.py): the
 // same op bodies as the CUDA registration (kt_cuda_ops.h) and the kernels of kt_kernel.cu
 // translated for the host, run on CPU tensors through cuda_emu.h.
 #include <torch/extension.h>

@@ -1,0 +1,106 @@
+"""`kaleido distill`: distil a dataset (KT, real or noise initialisation), evaluate the set, measure
+its privacy (pipeline/distill.py)."""
+from __future__ import annotations
+
+from ...init import METHODS as INITS
+from ..distill import METHODS, DCConfig, DMConfig, MTTConfig
+from ..distill.common import LoopOptions
+from ..dp.accounting import ACCOUNTANTS
+from ..files.layout import default_buffer
+from ..pipeline.config import RunConfig
+from ..train.models import MODELS
+from .options import add_eval_options, default, eval_config, shared
+from .report import print_metrics
+
+AUGMENTS = ("fused", "eager", "none")
+
+
+def _add_run_options(p) -> None:
+    shared(p, "dataset", "data_root")
+    p.add_argument("--method", default=default(RunConfig, "method"),
+                   help=f"distillation method: {', '.join(METHODS)} (default %(default)s)")
+    p.add_argument("--ipc", type=int, default=default(RunConfig, "ipc"),
+                   help="synthetic images per class (default %(default)s)")
+    p.add_argument("--init", default=default(RunConfig, "init"), help=f"{', '.join(INITS)} (default %(default)s)")
+    p.add_argument("--strength", type=float, default=default(RunConfig, "strength"),
+                   help="KT strength in [0, 1] (default %(default)s)")
+    p.add_argument("--iterations", type=int, default=default(LoopOptions, "iterations"),
+                   help="distillation iterations (default %(default)s)")
+    p.add_argument("--batch-real", type=int, default=default(DMConfig, "batch_real"),
+                   help="real images per class and iteration (default %(default)s)")
+    p.add_argument("--model", default=default(LoopOptions, "model"), choices=MODELS,
+                   help="network used for matching (default %(default)s)")
+    p.add_argument("--augment", default=default(LoopOptions, "augment"), choices=AUGMENTS,
+                   help="DSA augmentation through the fused op (default), DSA's eager chain, or none")
+
+
+def _add_mtt_options(p) -> None:
+    p.add_argument("--buffer", default=None,
+                   help="mtt: the expert buffer from `kaleido buffer` (default runs/buffers/DATASET_MODEL)")
+    p.add_argument("--syn-steps", type=int, default=default(MTTConfig, "syn_steps"),
+                   help="mtt: student steps per iteration (default %(default)s)")
+    p.add_argument("--expert-epochs", type=int, default=default(MTTConfig, "expert_epochs"),
+                   help="mtt: expert epochs to match (default %(default)s)")
+    p.add_argument("--max-start-epoch", type=int, default=default(MTTConfig, "max_start_epoch"),
+                   help="mtt: start epochs drawn below it (default %(default)s)")
+    p.add_argument("--batch-syn", type=int, default=default(MTTConfig, "batch_syn"),
+                   help="mtt: synthetic images per student step (default all of them)")
+
+
+def _add_dp_options(p) -> None:
+    p.add_argument("--dp-epsilon", type=float, default=default(DMConfig, "dp_epsilon"),
+                   help="dm: DP distribution matching with this privacy budget (needs --init noise; docs/privacy.md)")
+    p.add_argument("--dp-delta", type=float, default=default(DMConfig, "dp_delta"),
+                   help="dm with --dp-epsilon: delta (default %(default)g)")
+    p.add_argument("--dp-clip", type=float, default=default(DMConfig, "dp_clip"),
+                   help="dm with --dp-epsilon: embedding clip norm (default: per iteration from noise images)")
+    p.add_argument("--dp-sample-rate", type=float, default=default(DMConfig, "dp_sample_rate"),
+                   help="dm with --dp-epsilon: Poisson sample rate (default: --batch-real / the smallest class, at most 1)")
+    p.add_argument("--dp-accountant", default=default(DMConfig, "dp_accountant"), choices=tuple(ACCOUNTANTS),
+                   help="dm with --dp-epsilon: dp-accounting's RDP (default) or PLD accountant")
+    p.add_argument("--dp-public-init", action="store_true",
+                   help="dm with --dp-epsilon: allow --init real/kt, declaring the initial images public (their "
+                        "privacy is then not covered)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("distill", help="distil a dataset (KT/real/noise init), evaluate it, measure privacy")
+    _add_run_options(p)
+    _add_mtt_options(p)
+    _add_dp_options(p)
+    p.add_argument("--full-epochs", type=int, default=default(RunConfig, "full_epochs"),
+                   help="epochs of the full-training-set baseline (default %(default)s)")
+    shared(p, "seed", "device")
+    p.add_argument("--out", required=True, help="output folder, e.g. runs/NAME")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--checkpoint-every", type=float, default=default(LoopOptions, "checkpoint_every_s"),
+                   help="seconds between checkpoints (default %(default)g)")
+    add_eval_options(p)
+    p.set_defaults(func=run)
+
+
+def run_config(args) -> RunConfig:
+    """The RunConfig the options describe."""
+    loop = dict(iterations=args.iterations, model=args.model, augment=args.augment, seed=args.seed,
+                checkpoint_every_s=args.checkpoint_every)
+    mtt = MTTConfig(**loop, dataset=args.dataset, buffer=args.buffer or default_buffer(args.dataset, args.model),
+                    syn_steps=args.syn_steps, expert_epochs=args.expert_epochs, max_start_epoch=args.max_start_epoch,
+                    batch_syn=args.batch_syn)
+    dm = DMConfig(**loop, batch_real=args.batch_real, dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta,
+                  dp_clip=args.dp_clip, dp_sample_rate=args.dp_sample_rate, dp_accountant=args.dp_accountant,
+                  dp_public_init=args.dp_public_init)
+    return RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
+                     strength=args.strength, seed=args.seed, device=args.device, dm=dm,
+                     dc=DCConfig(**loop, batch_real=args.batch_real), mtt=mtt,
+                     eval=eval_config(args, "eager" if args.augment == "eager" else "fused"),
+                     full_epochs=args.full_epochs, baselines=not args.no_baselines)
+
+
+def run(args) -> int:
+    from ..distributed import current_world
+    from ..pipeline.distill import distill_run
+
+    metrics = distill_run(run_config(args), args.out, resume=args.resume, progress=not args.quiet)
+    if current_world().main:
+        print_metrics(args.out, metrics)
+    return 0

@@ -1,0 +1,75 @@
+"""RunConfig: what `kaleido distill` runs (dataset, method and its loop's options, initialisation,
+evaluation, baselines), as config.json records it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...init import METHODS as INITS
+from ..distill import CONFIGS, METHODS, DCConfig, DMConfig, MTTConfig
+from ..distill.buffer import missing_buffer_error
+from ..files.layout import BufferFolder
+from ..train.evaluate import EvalConfig
+
+# The methods whose loop splits its classes across torchrun's ranks.
+SHARDED_METHODS = ("dm", "dc")
+
+
+@dataclass
+class RunConfig:
+    dataset: str = "digits"
+    data_root: Optional[str] = None
+    method: str = "dm"
+    ipc: int = 10
+    init: str = "kt"
+    strength: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    dm: DMConfig = field(default_factory=DMConfig)     # used when method == 'dm'
+    dc: DCConfig = field(default_factory=DCConfig)     # used when method == 'dc'
+    mtt: MTTConfig = field(default_factory=MTTConfig)  # used when method == 'mtt'
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    full_epochs: int = 30          # the 'full training set' baseline
+    baselines: bool = True
+
+    def check(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; available: {', '.join(METHODS)}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        if not isinstance(self.ipc, int) or self.ipc < 1:
+            raise ValueError(f"ipc must be a positive int, got {self.ipc!r}")
+        if self.loop().iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
+            raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
+        self.check_dp()
+        if self.method == "mtt":
+            if self.mtt.dataset not in (None, self.dataset):
+                raise ValueError(f"mtt.dataset {self.mtt.dataset!r} differs from the run's dataset {self.dataset!r}")
+            if not os.path.exists(BufferFolder(self.mtt.buffer).meta):  # before any work
+                raise missing_buffer_error(self.mtt.buffer, self.dataset, self.mtt.model)
+
+    def check_dp(self) -> None:
+        """DP-DM's options (DMConfig.check_dp), and what the mechanism does not cover: a real or KT
+        initialisation starts from training images that no noise protects."""
+        if self.method != "dm":
+            if self.dm.private:
+                raise ValueError(f"--dp-epsilon is DP distribution matching: use it with --method dm, not {self.method}")
+            return
+        self.dm.check_dp()
+        if self.dm.private and self.init != "noise" and not self.dm.dp_public_init:
+            raise ValueError(f"--init {self.init} with --dp-epsilon: the initial images are training images, whose "
+                             "privacy the DP mechanism does not cover; use --init noise, or --dp-public-init if those "
+                             "images are public")
+
+    def loop(self):
+        """The configuration of the chosen method's loop."""
+        return getattr(self, self.method)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        for method, config in CONFIGS.items():
+            d[method] = config(**d.get(method, {}))
+        d["eval"] = EvalConfig(**d.get("eval", {}))
+        return cls(**d)

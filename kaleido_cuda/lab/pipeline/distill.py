@@ -1,0 +1,109 @@
+"""`kaleido distill`: a distillation run from start to report, in a run folder (files/layout.py):
+initialise, distil (checkpointed, resumable), save the set and its grids, evaluate, measure
+privacy, write metrics.json. Every file is written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+
+import torch
+
+from ...init import initial_indices, initialize
+from ..distill import LOOPS, METHODS
+from ..distributed import World, check_same_options, init_world
+from ..files.atomic import atomic_path, write_json_atomic
+from ..files.grids import save_class_grid
+from ..files.layout import RunFolder
+from ..train.data import load_dataset
+from .config import SHARDED_METHODS, RunConfig
+from .evaluation import evaluate_and_report, use_learned_lr
+from .log import run_logger
+
+
+def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World) -> None:
+    """Checks that every rank runs the same options and, on --resume, that the folder holds this
+    run (iteration counts may differ); rank 0 then writes config.json and starts the log."""
+    check_same_options(world, {"config": asdict(cfg), "out": os.path.abspath(folder.root), "resume": resume})
+    saved = folder.saved_config() if resume else None
+    if saved is not None:
+        mine = json.loads(json.dumps(asdict(cfg)))
+        for d in (saved, mine):
+            for method in METHODS:
+                d.get(method, {}).pop("iterations", None)
+        if saved != mine:
+            raise ValueError(f"--resume: {folder.root} holds a run with another configuration; use another --out")
+    if world.main:
+        os.makedirs(folder.root, exist_ok=True)
+        write_json_atomic(folder.config, asdict(cfg))
+        log = run_logger(folder.root)
+        log.info(f"run {json.dumps(asdict(cfg))}")
+        if world.distributed:
+            log.info(f"torchrun: {world.size} ranks, classes split among them")
+
+
+def _timing(history, augment: str) -> dict:
+    iterations = max(len(history.losses), 1)
+    return {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
+            "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
+            "augment": augment, "iterations": len(history.losses)}
+
+
+def _save_set(cfg: RunConfig, folder: RunFolder, ds, images: torch.Tensor, syn_labels: torch.Tensor, history,
+              learned: dict) -> None:
+    """synthetic.pt (with the training images the initialisation started from: the canaries of a
+    membership audit) and final_grid.png."""
+    init_indices = initial_indices(ds.train_labels, cfg.ipc, cfg.init, ds.num_classes, cfg.seed)
+    with atomic_path(folder.synthetic) as tmp:
+        torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
+                    "dataset": cfg.dataset, "losses": history.losses, "init_indices": init_indices, **learned,
+                    **({"dp": history.dp} if history.dp else {})}, tmp)
+    save_class_grid(ds.denormalise(images.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("final"))
+
+
+def _log_distillation(log, history, session_seconds: float) -> None:
+    if history.dp:
+        dp = history.dp
+        log.info(f"DP-DM: epsilon {dp['epsilon']:.3f} at delta {dp['delta']:g} spent in {dp['steps']} iterations "
+                 f"(noise multiplier {dp['noise_multiplier']:.3f}, sample rate {dp['sample_rate']:.3f}; "
+                 f"{dp['accountant']})")
+    first = history.losses[0] if history.losses else float("nan")
+    last = history.losses[-1] if history.losses else float("nan")
+    log.info(f"distilled {len(history.losses)} iterations in {session_seconds:.0f} s this session; "
+             f"loss {first:.4g} -> {last:.4g}")
+
+
+def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True) -> dict:
+    """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content.
+
+    Under torchrun (DM and DC) every rank distils its share of the classes and trains its
+    share of the evaluation models; rank 0 alone writes the outputs and reports, and the other
+    ranks return {}. The output folder must be one that every rank sees (a shared file system when
+    the ranks are on several machines): the checkpoint that --resume reads is there."""
+    cfg.check()
+    world = init_world(cfg.device)
+    if world.distributed and cfg.method not in SHARDED_METHODS:
+        raise ValueError(f"torchrun: {cfg.method} runs as one process (it matches one trajectory per iteration, "
+                         "not classes); make its expert buffer under torchrun (`kaleido buffer`) instead")
+    folder = RunFolder(out)
+    _claim_folder(cfg, folder, resume, world)
+    ds = load_dataset(cfg.dataset, cfg.data_root)
+    device = torch.device(cfg.device)
+    x, y = ds.train_images.to(device), ds.train_labels.to(device)
+    syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed,
+                                 num_classes=ds.num_classes)
+    if world.main:
+        save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("init"))
+    start = time.perf_counter()
+    images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
+                                        checkpoint=folder.checkpoint, resume=resume,
+                                        progress=progress and world.main)
+    learned = dict(history.extra)
+    use_learned_lr(cfg, learned)
+    if not world.main:  # the other ranks help evaluate
+        return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), {}, progress)
+    _log_distillation(run_logger(out), history, time.perf_counter() - start)
+    _save_set(cfg, folder, ds, images, syn_labels, history, learned)
+    return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), _timing(history, cfg.loop().augment),
+                               progress, dp=history.dp)

@@ -1,0 +1,103 @@
+"""A distilled set's report: evaluation models, baselines, explicit privacy, metrics.json. What
+`kaleido eval` re-runs on a finished run, and the last stage of `kaleido distill`."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import asdict
+from typing import Optional
+
+import torch
+
+from ..distributed import current_world, init_world
+from ..files.atomic import write_json_atomic
+from ..files.grids import save_pairs_grid
+from ..files.layout import RunFolder
+from ..files.provenance import machine_stamp
+from ..privacy import nearest_neighbours
+from ..train.data import load_dataset
+from ..train.evaluate import EvalConfig, evaluate_set
+from .baselines import train_baselines
+from .config import RunConfig
+from .log import run_logger, stage
+
+
+def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
+    """Nearest-neighbour SSIM/L2 of the synthetic images to the training set, and the held-out
+    level: the same statistics for the real test images. With `out`, also the run's nearest_grid.png."""
+    train01 = ds.denormalise(ds.train_images)
+    syn = nearest_neighbours(ds.denormalise(images.cpu()), train01)
+    held = nearest_neighbours(ds.denormalise(ds.test_images), train01)
+    if out is not None:
+        save_pairs_grid(ds.denormalise(images.cpu()), train01[syn.ssim_index], RunFolder(out).grid("nearest"))
+    return {**syn.summary(), **held.summary("heldout_")}
+
+
+def use_learned_lr(cfg: RunConfig, learned: dict) -> None:
+    """MTT evaluates with the learning rate it learned (synthetic.pt's "lr"), as MTT's code does."""
+    if "lr" in learned:
+        cfg.eval = dataclasses.replace(cfg.eval, lr=float(learned["lr"]))
+
+
+def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Optional[bool] = None,
+                 progress: bool = True) -> dict:
+    """(Re-)evaluates the synthetic set of a finished run and rewrites its metrics.json. Under
+    torchrun the evaluation models and baselines are split across the ranks."""
+    folder = RunFolder(out)
+    cfg = RunConfig.from_dict(json.load(open(folder.config)))
+    init_world(cfg.device)
+    if eval_cfg is not None:
+        cfg.eval = eval_cfg
+    if baselines is not None:
+        cfg.baselines = baselines
+    saved = torch.load(folder.synthetic, map_location="cpu", weights_only=False)
+    use_learned_lr(cfg, saved)
+    old = json.load(open(folder.metrics)) if os.path.exists(folder.metrics) else {}
+    return evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress,
+                               dp=saved.get("dp"))
+
+
+def evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool,
+                        dp: Optional[dict] = None) -> dict:
+    """Evaluation models and baselines (split across ranks under torchrun), then rank 0 alone
+    measures privacy and writes metrics.json; the other ranks return {}."""
+    world = current_world()
+    log = run_logger(out, world.main)
+    progress = progress and world.main
+    ds = load_dataset(cfg.dataset, cfg.data_root)
+    device = torch.device(cfg.device)
+    t0 = time.perf_counter()
+    with stage(f"evaluation ({cfg.eval.runs} models)", cfg.eval.runs * cfg.eval.epochs, progress) as tick:
+        acc = evaluate_set(images.to(device), labels.to(device), ds.test_images.to(device), ds.test_labels.to(device),
+                           ds.num_classes, cfg.eval, seed=cfg.seed, progress=tick, folder=RunFolder(out).models)
+    log.info(f"accuracy {acc.mean:.4f} +- {acc.std:.4f} over {cfg.eval.runs} models ({time.perf_counter() - t0:.0f} s)")
+    metrics = {"accuracy": acc.as_dict(), "eval": asdict(cfg.eval)}
+    if cfg.baselines:
+        t0 = time.perf_counter()
+        metrics["baselines"] = train_baselines(cfg, ds, device, progress)
+        log.info(f"baselines {json.dumps(metrics['baselines'])} ({time.perf_counter() - t0:.0f} s)")
+    if not world.main:
+        return {}
+    t0 = time.perf_counter()
+    with stage("privacy: nearest neighbours", 0, progress):
+        metrics["privacy"] = privacy_report(images, ds, out)
+    log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
+    metrics["timing"] = timing
+    if dp:  # DP-DM: the mechanism and the epsilon it spent, from the accountant
+        metrics["dp"] = dp
+    metrics["machine"] = machine_stamp(cfg.device)
+    write_json_atomic(RunFolder(out).metrics, metrics)
+    return metrics
+
+
+def record_membership(out: str, report: dict) -> None:
+    """Adds an audit's figures to the run's metrics.json as its "membership" section (nothing
+    for the ranks other than 0, whose report is {}, or for a folder without metrics.json)."""
+    path = RunFolder(out).metrics
+    if report and os.path.exists(path):
+        metrics = json.load(open(path))
+        metrics["membership"] = {k: report[k] for k in ("config", "members", "nonmembers", "canaries", "attacks",
+                                                        "epsilon_lb")}
+        write_json_atomic(path, metrics)
