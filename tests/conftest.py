@@ -1,7 +1,13 @@
 import os
+import tempfile
 
 import pytest
 import torch
+
+# One cache for the session and the subprocesses it starts (they inherit the environment), so that
+# results cached by content (kaleido_cuda/lab/files/cache.py) are computed once per test run and
+# never read from a developer's own cache.
+os.environ.setdefault("KALEIDO_CACHE_DIR", tempfile.mkdtemp(prefix="kaleido-test-cache-"))
 
 try:  # hypothesis is a test dependency; the GPU machine may lack it (its property tests then skip)
     from hypothesis import HealthCheck, settings
@@ -74,3 +80,4 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"host-emulated CUDA kernels: {counts['passed']} cases passed, {counts['failed'] + counts['error']} "
             f"did not, {counts['skipped']} skipped, {_emulated_seconds[0]:.0f} s with the emulator's build")
+

@@ -223,6 +223,28 @@ def test_pairwise_ssim_equals_scikit_image():
                 assert abs(float(ours[i, j]) - ref) < 1e-4
 
 
+def test_the_heldout_level_is_computed_once_per_dataset_and_cached_by_content(tmp_path, monkeypatch):
+    from kaleido_cuda.lab.pipeline import evaluation
+    from kaleido_cuda.lab.privacy import nearest
+    from kaleido_cuda.lab.train.data import Dataset
+
+    monkeypatch.setenv("KALEIDO_CACHE_DIR", str(tmp_path))
+    x, y = tiny(n_per_class=8)
+    ds = Dataset("tiny", x[::2].contiguous(), y[::2], x[1::2].contiguous(), y[1::2], (0.0,), (1.0,), ["a", "b", "c"])
+    real, calls = nearest.nearest_neighbours, []
+    monkeypatch.setattr(nearest, "nearest_neighbours", lambda q, t: calls.append(len(q)) or real(q, t))
+    syn = x[:3]
+    first = evaluation.privacy_report(syn, ds)
+    assert evaluation.privacy_report(syn, ds) == first
+    assert calls == [3, 12, 3]  # the synthetic images each time, the held-out images once
+    uncached = real(ds.denormalise(ds.test_images), ds.denormalise(ds.train_images)).summary("heldout_")
+    assert {k: v for k, v in first.items() if k.startswith("heldout_")} == uncached
+    other = Dataset("tiny", ds.train_images, ds.train_labels, ds.test_images[:5], ds.test_labels[:5], ds.mean, ds.std,
+                    ds.classes)
+    evaluation.privacy_report(syn, other)
+    assert calls[-2:] == [3, 5]  # other held-out images: another entry, computed
+
+
 def test_nearest_neighbours_find_copies():
     g = torch.Generator().manual_seed(0)
     train = torch.rand(20, 1, 16, 16, generator=g)
@@ -303,3 +325,4 @@ def test_cli_missing_optional_dependency_names_the_extra(tmp_path, capsys, monke
     assert "'tqdm' is not installed" in err and 'kaleido-cuda[distill]' in err
     # A module that is no optional dependency is a bug: its error is not turned into that line.
     assert cli.missing_dependency_line("distill", ModuleNotFoundError("x", name="kaleido_cuda._nope")) is None
+

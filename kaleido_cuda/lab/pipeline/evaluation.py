@@ -13,10 +13,11 @@ import torch
 
 from ..distributed import current_world, init_world
 from ..files.atomic import write_json_atomic
+from ..files.cache import cached_json, content_key
 from ..files.grids import save_pairs_grid
 from ..files.layout import RunFolder
 from ..files.provenance import machine_stamp
-from ..privacy import nearest_neighbours
+from ..privacy import nearest
 from ..train.data import load_dataset
 from ..train.evaluate import EvalConfig, evaluate_set
 from .baselines import train_baselines
@@ -24,15 +25,23 @@ from .config import RunConfig
 from .log import run_logger, stage
 
 
+def heldout_level(ds, train01: torch.Tensor) -> dict:
+    """The held-out real images' nearest-neighbour statistics against the training set: the level
+    an honest synthetic set should not exceed. It is the same for every run on a dataset, so it is
+    computed once and cached by content (files/cache.py)."""
+    test01 = ds.denormalise(ds.test_images)
+    key = content_key((train01, test01), (nearest,), {"statistic": "heldout nearest neighbours"})
+    return cached_json("heldout_nearest", key, lambda: nearest.nearest_neighbours(test01, train01).summary("heldout_"))
+
+
 def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
     """Nearest-neighbour SSIM/L2 of the synthetic images to the training set, and the held-out
     level: the same statistics for the real test images. With `out`, also the run's nearest_grid.png."""
     train01 = ds.denormalise(ds.train_images)
-    syn = nearest_neighbours(ds.denormalise(images.cpu()), train01)
-    held = nearest_neighbours(ds.denormalise(ds.test_images), train01)
+    syn = nearest.nearest_neighbours(ds.denormalise(images.cpu()), train01)
     if out is not None:
         save_pairs_grid(ds.denormalise(images.cpu()), train01[syn.ssim_index], RunFolder(out).grid("nearest"))
-    return {**syn.summary(), **held.summary("heldout_")}
+    return {**syn.summary(), **heldout_level(ds, train01)}
 
 
 def use_learned_lr(cfg: RunConfig, learned: dict) -> None:

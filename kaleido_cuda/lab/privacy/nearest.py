@@ -69,13 +69,16 @@ def pairwise_ssim(queries: torch.Tensor, train: torch.Tensor, *, query_block: in
         for q0 in range(0, q_count, query_block):
             total = 0
             for (tw, tmu, tvar), (qw, qmu, qvar) in zip(t_stats, stats(queries[q0:q0 + query_block])):
-                # E_g[x y] at each window position p: (P, Q, K) @ (P, K, T)
-                exy = torch.bmm((qw * g).permute(2, 0, 1), tw.permute(2, 1, 0)).permute(1, 2, 0)
+                # E_g[x y] at each window position p: (P, Q, K) @ (P, K, T), then the covariance in place.
+                # In-place steps: the (Q, T, P) tensors are large, and fresh ones cost page faults;
+                # the operations and their order are those of the formula, so the values are too.
+                cov = torch.bmm((qw * g).permute(2, 0, 1), tw.permute(2, 1, 0)).permute(1, 2, 0)
                 mu_xy = qmu[:, None, :] * tmu[None, :, :]
-                cov = exy - mu_xy
-                num = (2 * mu_xy + c1) * (2 * cov + c2)
-                den = (qmu[:, None, :] ** 2 + tmu[None, :, :] ** 2 + c1) * (qvar[:, None, :] + tvar[None, :, :] + c2)
-                total = total + (num / den).mean(-1)
+                cov.sub_(mu_xy)
+                num = mu_xy.mul_(2).add_(c1).mul_(cov.mul_(2).add_(c2))  # (2 mu_xy + c1) (2 cov + c2)
+                den = (qmu[:, None, :] ** 2 + tmu[None, :, :] ** 2).add_(c1)
+                den.mul_((qvar[:, None, :] + tvar[None, :, :]).add_(c2))
+                total = total + num.div_(den).mean(-1)
             out[q0:q0 + query_block, t0:t0 + train_block] = (total / channels).cpu()
     return out
 
