@@ -7,7 +7,9 @@
 
 Parameters are drawn on the CPU (kaleido_cuda.presets), then moved to x's device; applying them is
 one op call. Under torch.compile, pass params explicitly for a graph without breaks: sampling is
-Python work on the CPU and runs outside the graph (torch.compiler.disable).
+Python work on the CPU and runs outside the graph (torch.compiler.disable). That decorator imports
+torch._dynamo, which takes over a second, so it is applied when the first module is built, not
+when kaleido_cuda is imported.
 """
 from __future__ import annotations
 
@@ -21,6 +23,13 @@ from .params import KTParams
 from .presets import Size, sample_params
 
 
+_sample_outside_graph = None  # torch.compiler.disable(_sample_for), made by the first Kaleidoscope
+
+
+def _sample_for(module: "Kaleidoscope", x: torch.Tensor, seed: Optional[int]) -> KTParams:
+    return module.sample(x.shape[0], tuple(x.shape[-2:]), seed).to(x.device)
+
+
 class Kaleidoscope(nn.Module):
     """The KT chain as a module. preset 'kt' (strong, for private initialisation; `strength` in
     [0, 1] scales every range) or 'dsa' (DSA's augmentation; strength must stay 1). `ranges`
@@ -32,6 +41,9 @@ class Kaleidoscope(nn.Module):
         self.strength = float(strength)
         self.ranges = dict(ranges)
         self.sample(1, 8, seed=0)  # rejects an unknown preset, option or value now, not at first use
+        global _sample_outside_graph
+        if _sample_outside_graph is None:
+            _sample_outside_graph = torch.compiler.disable(_sample_for)
 
     def sample(self, n: int, size: Size, seed: Optional[int] = None) -> KTParams:
         """Parameters for n images of `size` ((H, W) or one int), on the CPU. seed=None follows
@@ -39,17 +51,13 @@ class Kaleidoscope(nn.Module):
         return sample_params(int(n), self.preset, size=tuple(size) if not isinstance(size, int) else size,
                              seed=seed, strength=self.strength, **self.ranges)
 
-    @torch.compiler.disable
-    def _sample_for(self, x: torch.Tensor, seed: Optional[int]) -> KTParams:
-        return self.sample(x.shape[0], tuple(x.shape[-2:]), seed).to(x.device)
-
     def forward(self, x: torch.Tensor, params: Optional[KTParams] = None, seed: Optional[int] = None) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"Kaleidoscope: expects a batched tensor (N, C, H, W), got {shape}; "
                              "use x.unsqueeze(0) for a single image")
         if params is None:
-            params = self._sample_for(x, seed)
+            params = _sample_outside_graph(self, x, seed)
         elif seed is not None:
             raise ValueError("Kaleidoscope: give params (to replay) or seed (to draw), not both")
         elif params.affine.device != x.device:
