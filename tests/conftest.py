@@ -81,3 +81,25 @@ def pytest_terminal_summary(terminalreporter):
             f"host-emulated CUDA kernels: {counts['passed']} cases passed, {counts['failed'] + counts['error']} "
             f"did not, {counts['skipped']} skipped, {_emulated_seconds[0]:.0f} s with the emulator's build")
 
+
+@pytest.fixture(scope="session")
+def digits_subset(tmp_path_factory):
+    """A subset of the bundled digits as an image folder (`imagefolder:` dataset): the first 40
+    training and 20 test images of every class, as 32x32 PNGs. For the tests that run whole
+    pipelines in subprocesses, where what they compare (ranks against one process, a resumed run
+    against an uninterrupted one) does not depend on the data's size but their time does."""
+    from PIL import Image
+
+    from kaleido_cuda.lab.train.data import load_dataset
+
+    ds = load_dataset("digits")
+    root = tmp_path_factory.mktemp("digits_subset")
+    for split, images, labels, per_class in (("train", ds.train_images, ds.train_labels, 40),
+                                             ("test", ds.test_images, ds.test_labels, 20)):
+        pixels = (ds.denormalise(images)[:, 0] * 255).round().to(torch.uint8)
+        for c in range(ds.num_classes):
+            folder = root / split / ds.classes[c]
+            folder.mkdir(parents=True)
+            for i in torch.nonzero(labels == c).flatten()[:per_class].tolist():
+                Image.fromarray(pixels[i].numpy(), mode="L").save(folder / f"{i:04d}.png")
+    return f"imagefolder:{root}"

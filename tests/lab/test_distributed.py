@@ -20,9 +20,22 @@ _OUTSIDE = tempfile.gettempdir()
 TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
 pytestmark = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun is not installed")
 
-# Small and quick: the digits at IPC 10 (the case), a few DM iterations, one evaluation model of one epoch.
-SMALL = ["--ipc", "10", "--eval-runs", "1", "--eval-epochs", "1", "--no-baselines", "--quiet",
+# Small and quick: IPC 10 (the case) on a subset of the digits (40 training and 20 test images
+# per class, conftest.digits_subset), a few DM iterations on real batches of at most 32 per class,
+# one evaluation model of one epoch. What every test compares (ranks against one process) is the
+# same for any data size; the time is not.
+SMALL = ["--ipc", "10", "--batch-real", "32", "--eval-runs", "1", "--eval-epochs", "1", "--no-baselines", "--quiet",
          "--checkpoint-every", "0"]
+DATA = []  # ["--dataset", the digits subset], set once for the module by _on_the_digits_subset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _on_the_digits_subset(digits_subset):
+    DATA[:] = ["--dataset", digits_subset]
+
+
+def _small():
+    return [*DATA, *SMALL]
 
 
 def _env():
@@ -49,7 +62,7 @@ def _kaleido(ranks, args):
 
 
 def _distill(out, ranks, iterations, extra=()):
-    return _kaleido(ranks, ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL, *extra])
+    return _kaleido(ranks, ["distill", "--out", str(out), "--iterations", str(iterations), *_small(), *extra])
 
 
 def _images(out):
@@ -104,7 +117,7 @@ def test_ranks_launched_with_different_options_stop_with_one_clear_error(tmp_pat
     script.write_text(
         "import os, sys\n"
         "from kaleido_cuda.lab.cli import main\n"
-        f"args = ['distill', '--out', {str(tmp_path / 'r')!r}, '--iterations', '1'] + {SMALL!r}\n"
+        f"args = ['distill', '--out', {str(tmp_path / 'r')!r}, '--iterations', '1'] + {_small()!r}\n"
         "args += ['--seed', '1'] if os.environ['RANK'] == '1' else []\n"
         "sys.exit(main(args))\n")
     run = _run(_launcher(2) + [str(script)], timeout=300)
@@ -176,7 +189,7 @@ def test_dc_on_two_ranks_equals_one_process(tmp_path):
 def test_buffer_experts_split_across_ranks_give_the_same_trajectories(tmp_path):
     listings = []
     for ranks, name in ((1, "one"), (2, "two")):
-        run = _kaleido(ranks, ["buffer", "--experts", "3", "--epochs", "1", "--batch-size", "128", "--quiet",
+        run = _kaleido(ranks, ["buffer", *DATA, "--experts", "3", "--epochs", "1", "--batch-size", "128", "--quiet",
                                "--out", str(tmp_path / name)])
         assert run.returncode == 0, run.stderr[-2000:]
         listings.append(json.load(open(tmp_path / name / "buffer.json"))["experts"])
@@ -212,7 +225,7 @@ def test_a_killed_rank_stops_the_run_and_resume_gives_the_uninterrupted_set(tmp_
     assert one.returncode == 0, one.stderr[-2000:]
     out, tag = tmp_path / "killed", str(tmp_path)
     env = dict(_env(), KALEIDO_TEST_TAG=tag, KALEIDO_DIST_TIMEOUT_S="60")
-    args = ["distill", "--out", str(out), "--iterations", str(iterations), *SMALL]
+    args = ["distill", "--out", str(out), "--iterations", str(iterations), *_small()]
     launch = subprocess.Popen(_launcher(2) + ["-m", "kaleido_cuda", *args],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_OUTSIDE)
     try:
@@ -258,7 +271,7 @@ def test_audit_models_and_shadows_split_across_ranks_give_the_same_figures(tmp_p
         folder = tmp_path / f"foreign{ranks}"
         folder.mkdir()
         torch.save({"images": saved["images"], "labels": saved["labels"]}, folder / "set.pt")
-        done = _kaleido(ranks, ["audit", "--synthetic", str(folder / "set.pt"), "--dataset", "digits",
+        done = _kaleido(ranks, ["audit", "--synthetic", str(folder / "set.pt"), *DATA,
                                 "--attacks", "data,model", "--models", "3", "--epochs", "2", "--quiet"])
         assert done.returncode == 0, done.stderr[-2000:]
         foreign.append(json.load(open(folder / "audit.json")))

@@ -268,9 +268,9 @@ def test_dpsgd_refuses_a_folder_that_holds_another_kind_of_run(tmp_path, capsys)
     assert not (tmp_path / "models").exists()
 
 
-def test_cli_dpsgd_run_resumes_and_is_audited(tmp_path, capsys):
+def test_cli_dpsgd_run_resumes_and_is_audited(tmp_path, capsys, digits_subset):
     out = str(tmp_path / "dpsgd")
-    base = ["dpsgd", "--epsilon", "8", "--epochs", "1", "--out", out, "--quiet"]
+    base = ["dpsgd", "--dataset", digits_subset, "--epsilon", "8", "--epochs", "1", "--out", out, "--quiet"]
     assert cli.main(base + ["--models", "1"]) == 0
     first = json.load(open(os.path.join(out, "metrics.json")))["accuracy"]["runs"][0]
     stamp = os.path.getmtime(os.path.join(out, "models", "seed_0.pt"))
@@ -286,7 +286,7 @@ def test_cli_dpsgd_run_resumes_and_is_audited(tmp_path, capsys):
     assert cli.main(["audit", out, "--attacks", "model,lira", "--shadows", "2", "--models", "1", "--quiet"]) == 0
     report = json.load(open(os.path.join(out, "audit.json")))
     assert report["target_accuracy"] == pytest.approx([m["accuracy"]["runs"][0]])  # the run's own model of seed 0
-    assert report["canaries"] == report["members"] == 1257  # every member is trained on
+    assert report["canaries"] == report["members"] == 400  # every member is trained on (40 per class)
     assert set(report["attacks"]) >= {"model_neg_loss", "model_logit_conf", "lira_online", "lira_offline"}
     assert "membership" in json.load(open(os.path.join(out, "metrics.json")))
     assert os.path.exists(os.path.join(out, "shadows", "shadow_1.pt"))

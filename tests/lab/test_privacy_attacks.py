@@ -283,7 +283,7 @@ def test_lira_with_shadow_pipelines_is_cached_resumable_and_refuses_other_option
     assert "at least 2 shadow" in capsys.readouterr().err
 
 
-def test_full_training_set_reference_audits_models_trained_on_every_member(tmp_path):
+def test_full_training_set_reference_audits_models_trained_on_every_member(tmp_path, digits_subset):
     """The reference audit: every member is a canary (the models train on each as itself), LiRA's
     shadows train on halves of the pool, and the data attacks are refused (nothing is released
     but the training images)."""
@@ -291,8 +291,8 @@ def test_full_training_set_reference_audits_models_trained_on_every_member(tmp_p
     from kaleido_cuda.lab.pipeline.references import audit_full_training_set
 
     cfg = AuditConfig(attacks=("model", "lira"), models=1, shadows=2, epochs=3)
-    report = audit_full_training_set(str(tmp_path / "full"), "digits", cfg, progress=False)
-    assert report["canaries"] == report["members"] == 1257
+    report = audit_full_training_set(str(tmp_path / "full"), digits_subset, cfg, progress=False)
+    assert report["canaries"] == report["members"] == 400  # 40 training images per class
     assert {"lira_online", "lira_offline", "model_logit_conf"} <= set(report["attacks"])
     assert len(report["target_accuracy"]) == 1 and 0.2 < report["target_accuracy"][0] <= 1  # chance: 0.1
     assert len([f for f in os.listdir(tmp_path / "full" / "shadows") if f.startswith("shadow_")]) == 2
