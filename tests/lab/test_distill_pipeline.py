@@ -326,3 +326,18 @@ def test_cli_missing_optional_dependency_names_the_extra(tmp_path, capsys, monke
     # A module that is no optional dependency is a bug: its error is not turned into that line.
     assert cli.missing_dependency_line("distill", ModuleNotFoundError("x", name="kaleido_cuda._nope")) is None
 
+
+def test_quickstart_compares_kt_with_real_init_in_one_table(tmp_path, monkeypatch):
+    from kaleido_cuda.lab.pipeline import quickstart
+
+    monkeypatch.setattr(quickstart, "QUICK", dict(quickstart.QUICK, iterations=1, eval_runs=1, eval_epochs=1))
+    table = quickstart.run_quickstart(str(tmp_path), progress=False)
+    assert [r["set"] for r in table["rows"]] == ["DM, KT init", "DM, real init", "random real subset (IPC 10)",
+                                                 "held-out real test images"]
+    kt, real, _, held = table["rows"]
+    assert kt["nn_ssim_mean"] < held["nn_ssim_mean"] < real["nn_ssim_mean"]  # one step from its sources, real init copies
+    assert table["config"]["batch_real"] == 64 and table["job_seconds"] > 0
+    text = open(tmp_path / "comparison.md").read()
+    assert "1 iterations on real batches of 64 images per class" in text and "| DM, KT init |" in text
+    for init in ("kt", "real"):
+        assert json.load(open(tmp_path / init / "config.json"))["dm"]["batch_real"] == 64

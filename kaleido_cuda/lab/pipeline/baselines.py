@@ -24,14 +24,17 @@ def _baseline_accuracy(r: int, cfg: RunConfig, ds, device, tick) -> float:
                           cfg.seed + r, tick)
 
 
-def train_baselines(cfg: RunConfig, ds, device, progress: bool = False) -> dict:
-    """'random_real': a random real subset of the same IPC per evaluation model; 'full': the whole
-    training set, trained for cfg.full_epochs epochs. Under torchrun the models (keyed by index,
-    the full set's last) are split across the ranks."""
+def train_baselines(cfg: RunConfig, ds, device, progress: bool = False, full: bool = True) -> dict:
+    """'random_real': a random real subset of the same IPC per evaluation model; 'full' (unless
+    full is False): the whole training set, trained for cfg.full_epochs epochs. Under torchrun
+    the models (keyed by index, the full set's last) are split across the ranks."""
     world = current_world()
-    total = cfg.eval.runs * cfg.eval.epochs + cfg.full_epochs
-    with stage(f"baselines: random real subsets ({cfg.eval.runs} models) and the full training set", total,
-               progress and world.main) as tick:
-        accuracies = gather_keyed(world, cfg.eval.runs + 1, lambda r: _baseline_accuracy(r, cfg, ds, device, tick))
-    return {"random_real": EvalResult(accuracies[:-1]).as_dict(),
-            "full": {"mean": accuracies[-1], "epochs": cfg.full_epochs}}
+    keys = cfg.eval.runs + (1 if full else 0)
+    total = cfg.eval.runs * cfg.eval.epochs + (cfg.full_epochs if full else 0)
+    name = f"baselines: random real subsets ({cfg.eval.runs} models)" + (" and the full training set" if full else "")
+    with stage(name, total, progress and world.main) as tick:
+        accuracies = gather_keyed(world, keys, lambda r: _baseline_accuracy(r, cfg, ds, device, tick))
+    result = {"random_real": EvalResult(accuracies[:cfg.eval.runs]).as_dict()}
+    if full:
+        result["full"] = {"mean": accuracies[-1], "epochs": cfg.full_epochs}
+    return result
