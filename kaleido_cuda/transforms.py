@@ -23,11 +23,20 @@ from .params import KTParams
 from .presets import Size, sample_params
 
 
-_sample_outside_graph = None  # torch.compiler.disable(_sample_for), made by the first Kaleidoscope
+_sample_outside_graph = None  # torch.compiler.disable(_sample_for), made when first needed
 
 
 def _sample_for(module: "Kaleidoscope", x: torch.Tensor, seed: Optional[int]) -> KTParams:
     return module.sample(x.shape[0], tuple(x.shape[-2:]), seed).to(x.device)
+
+
+def _sampler():
+    """_sample_for, run outside any torch.compile graph. Made by the first module built in this
+    process (eagerly), or by the first forward of one that was unpickled instead."""
+    global _sample_outside_graph
+    if _sample_outside_graph is None:
+        _sample_outside_graph = torch.compiler.disable(_sample_for)
+    return _sample_outside_graph
 
 
 class Kaleidoscope(nn.Module):
@@ -41,9 +50,7 @@ class Kaleidoscope(nn.Module):
         self.strength = float(strength)
         self.ranges = dict(ranges)
         self.sample(1, 8, seed=0)  # rejects an unknown preset, option or value now, not at first use
-        global _sample_outside_graph
-        if _sample_outside_graph is None:
-            _sample_outside_graph = torch.compiler.disable(_sample_for)
+        _sampler()  # outside any graph: a forward traced by torch.compile finds it made
 
     def sample(self, n: int, size: Size, seed: Optional[int] = None) -> KTParams:
         """Parameters for n images of `size` ((H, W) or one int), on the CPU. seed=None follows
@@ -57,7 +64,7 @@ class Kaleidoscope(nn.Module):
             raise ValueError(f"Kaleidoscope: expects a batched tensor (N, C, H, W), got {shape}; "
                              "use x.unsqueeze(0) for a single image")
         if params is None:
-            params = _sample_outside_graph(self, x, seed)
+            params = _sampler()(self, x, seed)
         elif seed is not None:
             raise ValueError("Kaleidoscope: give params (to replay) or seed (to draw), not both")
         elif params.affine.device != x.device:

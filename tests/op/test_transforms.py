@@ -80,6 +80,20 @@ def test_compiles_without_graph_breaks_when_params_are_given():
     torch.testing.assert_close(compiled(x, params), m(x, params), atol=0, rtol=0)
 
 
+def test_an_unpickled_module_samples_where_no_module_was_built(monkeypatch):
+    # Unpickling (torch.load of a saved model, a spawned DataLoader worker) skips __init__: the
+    # sampler that runs outside torch.compile graphs must still be there at the first forward.
+    import pickle
+
+    from kaleido_cuda import transforms
+
+    m = Kaleidoscope("kt", strength=0.5)
+    monkeypatch.setattr(transforms, "_sample_outside_graph", None)  # a process that only unpickled it
+    restored = pickle.loads(pickle.dumps(m))
+    x = images()
+    torch.testing.assert_close(restored(x, seed=3), m(x, seed=3), atol=0, rtol=0)
+
+
 def test_compiled_module_also_samples():
     m = Kaleidoscope("kt")
     compiled = torch.compile(m, backend="aot_eager")
