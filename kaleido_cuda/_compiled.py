@@ -13,6 +13,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
     _C = None
     LOAD_ERROR = exc
+if _C is not None and not all(hasattr(_C, name) for name in ("max_fold_k", "max_float_geometry_side")):
+    # A module left by an older build (an in-place build, for example): treated as not loaded, so
+    # the op falls back to the reference and its warning says why.
+    LOAD_ERROR = ImportError(f"{_C.__file__} is from an older build of kaleido_cuda (it lacks the op's limits); "
+                             "rebuild it: pip install --no-build-isolation .")
+    _C = None
 
 # Most mirrors of the kaleidoscopic fold (kaleido::kMaxFoldK).
 MAX_FOLD_K = None if _C is None else int(_C.max_fold_k)
