@@ -12,6 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kaleido_cuda"
 EXTENSIONS = ("_C",)  # compiled modules: leaves of the graph
 OP_LIBRARY_MAY_IMPORT = {"torch", "numpy"}
 ENTRY_POINTS = ("__main__",)  # `python -m kaleido_cuda` runs the lab's command line
+# Python 3.10+; on 3.9 the check of the op library's third-party imports is skipped.
+STDLIB = getattr(sys, "stdlib_module_names", None)
+# docs/architecture.md's diagram, top to bottom: a component may import only components on a lower
+# line (the op library is the lowest), never one on its own line or above.
+LAYERS = (("lab.cli",), ("lab.pipeline",), ("lab.distill", "lab.privacy"), ("lab.dp",), ("lab.train",),
+          ("lab.distributed", "lab.files"), ("op library",))
 
 
 def module_names(root: Path) -> dict:
@@ -33,8 +39,18 @@ def _resolve(name: str, modules) -> str:
     return ".".join(parts)
 
 
+def _with_packages(target: str, importer: str, modules) -> list:
+    """The target and the packages above it that importing it runs first (a.b.c runs a/__init__
+    and a/b/__init__), but for the importer's own packages, which are running already."""
+    parts = target.split(".")
+    above = {".".join(parts[:i]) for i in range(1, len(parts))}
+    own = {".".join(importer.split(".")[:i]) for i in range(1, len(importer.split(".")) + 1)}
+    return [target] + sorted(p for p in above - own if p in modules)
+
+
 def imports_of(module: str, path: Path, modules) -> list:
-    """(target module, imported top-level name) for every import statement anywhere in the file."""
+    """(target module, imported top-level name) for every import statement anywhere in the file;
+    a target's packages count as imported too."""
     is_package = path.name == "__init__.py"
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -49,7 +65,7 @@ def imports_of(module: str, path: Path, modules) -> list:
             for alias in node.names:
                 target = f"{base}.{alias.name}"
                 found.append((_resolve(target if target in modules else base, modules), base.split(".")[0]))
-    return [(target, top) for target, top in found if target != module]
+    return [(t, top) for target, top in found for t in _with_packages(target, module, modules) if t != module]
 
 
 def import_graph(root: Path) -> dict:
@@ -109,7 +125,7 @@ def component(module: str, package: str) -> str:
 def layer_violations(graph: dict, package: str) -> list:
     """Op-library modules that import the lab, or anything but the standard library, torch, numpy
     and the package itself."""
-    allowed = set(sys.stdlib_module_names) | OP_LIBRARY_MAY_IMPORT | {package}
+    allowed = set(STDLIB) | OP_LIBRARY_MAY_IMPORT | {package}
     bad = []
     for module, targets in graph.items():
         if in_lab(module, package) or module.split(".")[-1] in ENTRY_POINTS:
@@ -135,7 +151,24 @@ def graph():
 
 
 def test_the_op_library_never_imports_the_lab_and_needs_only_torch_and_numpy(graph):
+    if STDLIB is None:
+        pytest.skip("sys.stdlib_module_names needs Python 3.10")
     assert layer_violations(graph, "kaleido_cuda") == []
+
+
+def upward_imports(edges: dict, package: str) -> list:
+    """Component edges that do not go down the LAYERS (lab.X names are written without the package)."""
+    level = {f"{package}.{name}" if name != "op library" else name: i
+             for i, line in enumerate(LAYERS) for name in line}
+    return sorted(f"{a} imports {b}" for a, targets in edges.items() for b in targets
+                  if a in level and b in level and level[b] <= level[a])
+
+
+def test_the_lab_imports_go_down_the_layers_of_the_architecture_page(graph):
+    edges = component_edges(graph, "kaleido_cuda")
+    assert set(edges) - {"kaleido_cuda.lab"} <= {f"kaleido_cuda.{n}" if n != "op library" else n
+                                                   for line in LAYERS for n in line}  # every part has a layer
+    assert upward_imports(edges, "kaleido_cuda") == []
 
 
 def test_no_module_import_cycle(graph):
@@ -173,7 +206,21 @@ def test_a_planted_op_library_import_of_the_lab_is_found(tmp_path):
     pkg = _write(tmp_path, {"__init__.py": "", "ops.py": "def f():\n    from .lab.data import load\n",
                             "lab/__init__.py": "", "lab/data.py": "import scipy\ndef load(): pass\n",
                             "params.py": "import sklearn\n", "__main__.py": "from .lab import data\n"})
-    assert layer_violations(import_graph(pkg), "pkg") == ["pkg.ops imports pkg.lab.data", "pkg.params imports sklearn"]
+    assert layer_violations(import_graph(pkg), "pkg") == ["pkg.ops imports pkg.lab", "pkg.ops imports pkg.lab.data",
+                                                          "pkg.params imports sklearn"]
+
+
+def test_an_import_through_a_package_init_is_seen(tmp_path):
+    # Importing pkg.sub.mod runs pkg/sub/__init__.py first: a cycle through it is a cycle.
+    pkg = _write(tmp_path, {"__init__.py": "", "a.py": "from .sub.leaf import g\n", "sub/__init__.py": "from .. import a\n",
+                            "sub/leaf.py": "def g():\n    pass\n"})
+    assert cycles(internal_edges(import_graph(pkg), "pkg")) == [["pkg.a", "pkg.sub"]]
+
+
+def test_a_planted_upward_import_is_found():
+    edges = {"kaleido_cuda.lab.privacy": {"kaleido_cuda.lab.distill", "kaleido_cuda.lab.train"},
+             "kaleido_cuda.lab.train": {"op library"}}
+    assert upward_imports(edges, "kaleido_cuda") == ["kaleido_cuda.lab.privacy imports kaleido_cuda.lab.distill"]
 
 
 def test_a_planted_cycle_between_lab_subpackages_is_found(tmp_path):
