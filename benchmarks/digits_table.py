@@ -23,6 +23,7 @@ from common import RESULTS, command_line, machine_stamp, stamp_line, write_json 
 
 from kaleido_cuda.lab.distill import DCConfig, DMConfig, MTTConfig  # noqa: E402
 from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.files.layout import BufferFolder  # noqa: E402
 from kaleido_cuda.lab.pipeline.config import RunConfig  # noqa: E402
 from kaleido_cuda.lab.pipeline.distill import distill_run  # noqa: E402
 
@@ -58,7 +59,7 @@ def ensure_buffer(path: str) -> None:
     from kaleido_cuda.lab.train.data import load_dataset
     from kaleido_cuda.lab.distill import BufferConfig, train_buffer
 
-    if os.path.exists(os.path.join(path, "buffer.json")):
+    if os.path.exists(BufferFolder(path).meta):
         return
     ds = load_dataset("digits")
     print(f"training the expert buffer {path}", flush=True)

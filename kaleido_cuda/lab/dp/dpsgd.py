@@ -4,7 +4,7 @@ Gaussian noise and Poisson sampling; Opacus chooses the noise multiplier for the
 before training (make_private_with_epsilon) and its accountant (RDP by default, or PRV) reports
 the epsilon spent.
 
-Choices, each a place where DP-SGD differs from the evaluation protocol of evaluate.py:
+Choices, each a place where DP-SGD differs from the evaluation protocol of train/evaluate.py:
 - no DSA augmentation (augmenting each example once per step only adds variance under clipping);
 - plain SGD with a large learning rate: clipped, noise-dominated gradients have norm at most 1;
 - ReLUs are made out-of-place (Opacus's per-sample hooks refuse in-place activations) and models
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..files.atomic import atomic_path
-from ..files.layout import RunFolder
+from ..files.layout import RunFolder, model_file
 from ..train.models import get_model
 from .accounting import check_dp_arguments
 
@@ -120,7 +120,7 @@ def dpsgd_model(out: str, images: torch.Tensor, labels: torch.Tensor, num_classe
     """The run's model of `seed` trained on the whole training split: read from OUT/models/seed_S.pt
     when it was trained before (by `kaleido dpsgd` or an audit, whose target models are the run's
     own), else trained and saved there (atomically)."""
-    path = os.path.join(RunFolder(out).models, f"seed_{seed}.pt")
+    path = model_file(RunFolder(out).models, seed)
     if os.path.exists(path):
         saved = torch.load(path, map_location="cpu", weights_only=False)
         torch.manual_seed(seed)

@@ -8,8 +8,10 @@ A run folder (`kaleido distill`, `kaleido dpsgd`):
     synthetic.pt          the distilled set and the training images its initialisation selected
     init_grid.png, final_grid.png, nearest_grid.png
     metrics.json          accuracy, baselines, privacy, timing (and "membership" after an audit)
-    models/               evaluation models (a DP-SGD run's own models), the audit's targets
-    shadows/              LiRA's shadow cache (privacy/shadows.py)
+    models/               evaluation models (seed_S_KEY.pt) or a DP-SGD run's own (seed_S.pt), the
+                          audit's targets
+    shadows/              LiRA's shadow cache (privacy/shadows.py): shadows.json, shadow_S.pt, and
+                          shadow_S_checkpoint.pt while shadow S distils
     audit.json, audit.md, audit_roc.png   the membership audit
 An expert buffer (`kaleido buffer`, for MTT): buffer.json, expert_K.pt, partial_K.pt.
 """
@@ -76,6 +78,26 @@ class RunFolder:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"{self.root} is not a finished run: it has no {os.path.basename(path)} "
                                         "(make one with `kaleido distill`)")
+
+
+def model_file(models: str, seed: int, key: Optional[str] = None) -> str:
+    """A saved model in a models/ folder: seed_S.pt (a DP-SGD run's model of seed S), or
+    seed_S_KEY.pt (an evaluation model; KEY a hash of its training set and protocol)."""
+    return os.path.join(models, f"seed_{seed}.pt" if key is None else f"seed_{seed}_{key}.pt")
+
+
+@dataclass(frozen=True)
+class ShadowFolder:
+    """LiRA's shadow cache of a run (RunFolder.shadows)."""
+    root: str
+
+    meta = _entry("shadows.json")
+
+    def shadow(self, s: int) -> str:
+        return os.path.join(self.root, f"shadow_{s}.pt")
+
+    def checkpoint(self, s: int) -> str:
+        return os.path.join(self.root, f"shadow_{s}_checkpoint.pt")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import torch
 
 from ..distributed import current_world, gather_keyed
 from ..files.atomic import atomic_path, write_json_atomic
+from ..files.layout import ShadowFolder
 from .attacks import model_scores
 
 STATISTIC = "logit_conf"  # LiRA's statistic
@@ -63,7 +64,8 @@ def cached_shadows(folder: str, record: dict, pool_images: torch.Tensor, pool_la
     candidate's statistic. `record` describes the pipeline; a folder made for another is refused."""
     world = current_world()
     os.makedirs(folder, exist_ok=True)
-    meta_path = os.path.join(folder, "shadows.json")
+    files = ShadowFolder(folder)
+    meta_path = files.meta
     if os.path.exists(meta_path):
         old = json.load(open(meta_path))
         if old != json.loads(json.dumps(record)):
@@ -74,8 +76,7 @@ def cached_shadows(folder: str, record: dict, pool_images: torch.Tensor, pool_la
 
     def shadow(s: int) -> dict:
         """Shadow s's in-mask and statistics, trained now (by the rank that owns s) or read back."""
-        path = os.path.join(folder, f"shadow_{s}.pt")
-        checkpoint = os.path.join(folder, f"shadow_{s}_checkpoint.pt")
+        path, checkpoint = files.shadow(s), files.checkpoint(s)
         if not os.path.exists(path):
             if progress:
                 print(f"audit: shadow {s + 1}/{shadow_cfg.shadows}" +

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ...dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug
 from ..distributed import current_world, gather_keyed
 from ..files.atomic import atomic_path
+from ..files.layout import model_file
 from .models import get_model
 
 EVAL_AUG_MODE = "S"
@@ -111,7 +112,7 @@ def saved_or_trained(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     record = {"eval": {k: v for k, v in asdict(cfg).items() if k != "runs"}, "seed": seed, "classes": num_classes,
               "set_sha256": digest.hexdigest()}
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-    path = os.path.join(folder, f"seed_{seed}_{key}.pt")
+    path = model_file(folder, seed, key)
     if os.path.exists(path):
         saved = torch.load(path, map_location="cpu", weights_only=False)
         if saved["record"] == record:
