@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -6,8 +8,9 @@ import torch
 
 # One cache for the session and the subprocesses it starts (they inherit the environment), so that
 # results cached by content (kaleido_cuda/lab/files/cache.py) are computed once per test run and
-# never read from a developer's own cache.
-os.environ.setdefault("KALEIDO_CACHE_DIR", tempfile.mkdtemp(prefix="kaleido-test-cache-"))
+# never read from a developer's own cache; removed when the session ends.
+os.environ["KALEIDO_CACHE_DIR"] = tempfile.mkdtemp(prefix="kaleido-test-cache-")
+atexit.register(shutil.rmtree, os.environ["KALEIDO_CACHE_DIR"], ignore_errors=True)
 
 try:  # hypothesis is a test dependency; the GPU machine may lack it (its property tests then skip)
     from hypothesis import HealthCheck, settings

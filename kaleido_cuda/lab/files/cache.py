@@ -31,7 +31,7 @@ def content_key(tensors: Iterable[torch.Tensor], code: Iterable[object], extra: 
     for t in tensors:
         t = t.detach().cpu().contiguous()
         digest.update(f"{tuple(t.shape)} {t.dtype}".encode())
-        digest.update(t.numpy().tobytes())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())  # its bytes, any dtype, without a copy
     for obj in code:
         digest.update(inspect.getsource(obj).encode())
     digest.update(json.dumps({"torch": torch.__version__, **extra}, sort_keys=True).encode())
