@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..privacy.audit import AuditConfig
 from ..privacy.foreign import PIXEL_RANGES
-from .options import default, shared
+from .options import default, shared, shown
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=default(AuditConfig, "epochs"),
                    help="their epochs (default: the run's evaluation epochs)")
     p.add_argument("--delta", type=float, default=default(AuditConfig, "delta"),
-                   help="delta of the epsilon lower bound (default %(default)g)")
+                   help=f"delta of the epsilon lower bound (default {shown(default(AuditConfig, 'delta'))})")
     shared(p, "seed", "quiet")
     p.set_defaults(func=run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..distill import BufferConfig
 from ..train.models import MODELS
 from .distill import AUGMENTS
-from .options import default, shared
+from .options import default, shared, shown
 
 
 def register(sub) -> None:
@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=default(BufferConfig, "epochs"),
                    help="epochs per expert (default %(default)s)")
     p.add_argument("--lr", type=float, default=default(BufferConfig, "lr"),
-                   help="expert learning rate, plain SGD (default %(default)g)")
+                   help=f"expert learning rate, plain SGD (default {shown(default(BufferConfig, 'lr'))})")
     p.add_argument("--batch-size", type=int, default=default(BufferConfig, "batch_size"),
                    help="expert batch size (default %(default)s)")
     p.add_argument("--augment", default=default(BufferConfig, "augment"), choices=AUGMENTS, help="DSA while training")

@@ -9,7 +9,7 @@ from ..dp.accounting import ACCOUNTANTS
 from ..files.layout import default_buffer
 from ..pipeline.config import RunConfig
 from ..train.models import MODELS
-from .options import add_eval_options, default, eval_config, shared
+from .options import add_eval_options, default, eval_config, one_of, shared, shown
 from .report import print_metrics
 
 AUGMENTS = ("fused", "eager", "none")
@@ -18,12 +18,12 @@ AUGMENTS = ("fused", "eager", "none")
 def _add_run_options(p) -> None:
     shared(p, "dataset", "data_root")
     p.add_argument("--method", default=default(RunConfig, "method"),
-                   help=f"distillation method: {', '.join(METHODS)} (default %(default)s)")
+                   help=f"distillation method: {one_of(METHODS, default(RunConfig, 'method'))}")
     p.add_argument("--ipc", type=int, default=default(RunConfig, "ipc"),
                    help="synthetic images per class (default %(default)s)")
-    p.add_argument("--init", default=default(RunConfig, "init"), help=f"{', '.join(INITS)} (default %(default)s)")
+    p.add_argument("--init", default=default(RunConfig, "init"), help=one_of(INITS[::-1], default(RunConfig, "init")))
     p.add_argument("--strength", type=float, default=default(RunConfig, "strength"),
-                   help="KT strength in [0, 1] (default %(default)s)")
+                   help=f"KT strength in [0, 1] (default {shown(default(RunConfig, 'strength'))})")
     p.add_argument("--iterations", type=int, default=default(LoopOptions, "iterations"),
                    help="distillation iterations (default %(default)s)")
     p.add_argument("--batch-real", type=int, default=default(DMConfig, "batch_real"),
@@ -51,7 +51,7 @@ def _add_dp_options(p) -> None:
     p.add_argument("--dp-epsilon", type=float, default=default(DMConfig, "dp_epsilon"),
                    help="dm: DP distribution matching with this privacy budget (needs --init noise; docs/privacy.md)")
     p.add_argument("--dp-delta", type=float, default=default(DMConfig, "dp_delta"),
-                   help="dm with --dp-epsilon: delta (default %(default)g)")
+                   help=f"dm with --dp-epsilon: delta (default {shown(default(DMConfig, 'dp_delta'))})")
     p.add_argument("--dp-clip", type=float, default=default(DMConfig, "dp_clip"),
                    help="dm with --dp-epsilon: embedding clip norm (default: per iteration from noise images)")
     p.add_argument("--dp-sample-rate", type=float, default=default(DMConfig, "dp_sample_rate"),
@@ -74,7 +74,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output folder, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--checkpoint-every", type=float, default=default(LoopOptions, "checkpoint_every_s"),
-                   help="seconds between checkpoints (default %(default)g)")
+                   help=f"seconds between checkpoints (default {shown(default(LoopOptions, 'checkpoint_every_s'))})")
     add_eval_options(p)
     p.set_defaults(func=run)
 

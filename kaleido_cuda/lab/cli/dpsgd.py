@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..dp.dpsgd import OPACUS_ACCOUNTANTS, DPSGDConfig
 from ..train.models import MODELS
-from .options import default, shared
+from .options import default, shared, shown
 
 
 def register(sub) -> None:
@@ -11,16 +11,16 @@ def register(sub) -> None:
                                      "baseline")
     shared(p, "dataset", "data_root")
     p.add_argument("--epsilon", type=float, required=True, help="privacy budget; the noise is calibrated to spend it")
-    p.add_argument("--delta", type=float, default=default(DPSGDConfig, "delta"), help="delta (default %(default)g)")
+    p.add_argument("--delta", type=float, default=default(DPSGDConfig, "delta"), help=f"delta (default {shown(default(DPSGDConfig, 'delta'))})")
     p.add_argument("--epochs", type=int, default=default(DPSGDConfig, "epochs"), help="epochs (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=default(DPSGDConfig, "batch_size"),
                    help="expected Poisson batch size (default %(default)s)")
     p.add_argument("--lr", type=float, default=default(DPSGDConfig, "lr"),
                    help="SGD learning rate (default %(default)s)")
     p.add_argument("--momentum", type=float, default=default(DPSGDConfig, "momentum"),
-                   help="SGD momentum (default %(default)g)")
+                   help=f"SGD momentum (default {shown(default(DPSGDConfig, 'momentum'))})")
     p.add_argument("--clip", type=float, default=default(DPSGDConfig, "clip"),
-                   help="per-example gradient norm (default %(default)g)")
+                   help=f"per-example gradient norm (default {shown(default(DPSGDConfig, 'clip'))})")
     p.add_argument("--accountant", default=default(DPSGDConfig, "accountant"), choices=tuple(OPACUS_ACCOUNTANTS),
                    help="Opacus's accountant (default %(default)s)")
     p.add_argument("--model", default=default(DPSGDConfig, "model"), choices=MODELS,

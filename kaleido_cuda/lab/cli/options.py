@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
 from ..pipeline.config import RunConfig
 from ..train.data import DATASETS
@@ -19,6 +20,19 @@ def default(config_class, name: str):
             if f.default_factory is not dataclasses.MISSING:
                 return f.default_factory()
     raise KeyError(f"{config_class.__name__} has no field {name!r} with a default")
+
+
+def shown(value) -> str:
+    """A number as help texts write it: 1 for 1.0, 1e-5 for 1e-05, 0.01 as it is."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m.group(1) == '-' else ''}{m.group(2)}", text)
+
+
+def one_of(options, chosen) -> str:
+    """'dm (default), dc or mtt': the options, the default first."""
+    rest = [o for o in options if o != chosen]
+    return f"{chosen} (default)" + (f", {', '.join(rest[:-1])}" if len(rest) > 1 else "") + \
+        (f" or {rest[-1]}" if rest else "")
 
 
 _SHARED = {

@@ -2,11 +2,12 @@
 initialisation and from real initialisation, with one comparison table (accuracy, nearest-neighbour
 SSIM, time) beside a random real subset of the same size and held-out real images.
 
-Its budget is small, so that setup and job fit in 10 minutes on 2 CPU cores (QUICK below): 40 DM
-iterations on real batches of QUICK["batch_real"] images per class (instead of 300 on every image
-of the class), 2 evaluation models of 100 epochs (instead of 3 of 500), and no full-training-set
-model (the KT-against-real comparison does not need it). The table states this budget; the
-full-length results are in docs/results/distillation.md.
+Its budget is small, so that the README's quick start, setup included, stays within its stated
+time (QUICK below): 40 DM iterations on real batches of QUICK["batch_real"] images per class
+(instead of 300 on every image of the class), 2 evaluation models of 100 epochs (instead of 3 of
+500), and no full-training-set model (the KT-against-real comparison does not need it). The table
+states this budget and the job's time; docs/results/distillation.md has the measured time and the
+full-length results.
 """
 from __future__ import annotations
 
