@@ -8,8 +8,8 @@ accountant proves (DP rows) and the epsilon an audit finds (every row), with LiR
 
 Rows (each a run folder in --runs-dir, made or resumed, then audited; a finished run or audit is
 reused, so an interrupted table resumes):
-- 'full': ConvNets trained on the whole training split, no DP (privacy/reference.py);
-- 'dpsgd': DP-SGD (Opacus, RDP accountant) at each epsilon (kaleido_cuda/dp/dpsgd.py);
+- 'full': ConvNets trained on the whole training split, no DP (kaleido_cuda/lab/pipeline/references.py);
+- 'dpsgd': DP-SGD (Opacus, RDP accountant) at each epsilon (kaleido_cuda/lab/dp/dpsgd.py);
 - 'dm': DM from real, KT and noise initialisation, no DP;
 - 'dpdm': DP-DM from noise at each epsilon (dp-accounting's RDP accountant).
 Every row is audited with the model attacks (and the data attacks for distilled sets) by 2

@@ -9,7 +9,7 @@ accuracy beside every privacy figure, per initialisation and IPC.
 The sweep: every (init, IPC) with the data and model attacks. LiRA (K shadow pipelines) for the
 --lira-inits at --lira-ipc, and for two references: a random real subset of that IPC (a run with 0
 distillation iterations, its shadows repeat the selection) and models trained on the whole training
-split (privacy/reference.py).
+split (kaleido_cuda/lab/pipeline/references.py).
 
 Run folders are digits_table.py's (runs/digits/dm_INIT_ipcN): a finished run is reused, an
 interrupted one resumes, a missing one is made (without baselines: digits_table.py has them). A run
