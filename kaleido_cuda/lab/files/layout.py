@@ -30,8 +30,16 @@ def _entry(name: str) -> property:
     return property(lambda self: os.path.join(self.root, name), doc=f"the folder's {name}")
 
 
+def _indexed(pattern: str):
+    """A method giving the folder's file `pattern` (with {} for the index) of index k."""
+    def path(self, k: int) -> str:
+        return os.path.join(self.root, pattern.format(k))
+    return path
+
+
 @dataclass(frozen=True)
 class RunFolder:
+    """A `kaleido distill` or `kaleido dpsgd` run folder (the module docstring lists its files)."""
     root: str
 
     config = _entry("config.json")
@@ -41,6 +49,9 @@ class RunFolder:
     metrics = _entry("metrics.json")
     models = _entry("models")
     shadows = _entry("shadows")
+    shadow_meta = _entry(os.path.join("shadows", "shadows.json"))
+    shadow = _indexed(os.path.join("shadows", "shadow_{}.pt"))
+    shadow_checkpoint = _indexed(os.path.join("shadows", "shadow_{}_checkpoint.pt"))
 
     def _file(self, name: str) -> str:
         return os.path.join(self.root, name)
@@ -87,30 +98,13 @@ def model_file(models: str, seed: int, key: Optional[str] = None) -> str:
 
 
 @dataclass(frozen=True)
-class ShadowFolder:
-    """LiRA's shadow cache of a run (RunFolder.shadows)."""
-    root: str
-
-    meta = _entry("shadows.json")
-
-    def shadow(self, s: int) -> str:
-        return os.path.join(self.root, f"shadow_{s}.pt")
-
-    def checkpoint(self, s: int) -> str:
-        return os.path.join(self.root, f"shadow_{s}_checkpoint.pt")
-
-
-@dataclass(frozen=True)
 class BufferFolder:
+    """An expert buffer of `kaleido buffer`: buffer.json, expert_K.pt, partial_K.pt."""
     root: str
 
     meta = _entry("buffer.json")
-
-    def expert(self, k: int) -> str:
-        return os.path.join(self.root, f"expert_{k}.pt")
-
-    def partial(self, k: int) -> str:
-        return os.path.join(self.root, f"partial_{k}.pt")
+    expert = _indexed("expert_{}.pt")
+    partial = _indexed("partial_{}.pt")
 
     @staticmethod
     def expert_index(file_name: str) -> int:

@@ -79,7 +79,7 @@ def shadow_statistics(out: str, cfg: RunConfig, pool_images: torch.Tensor, pool_
                                       resume=True, progress=bars)
         return train_model(images.detach(), syn_labels, num_classes, eval_cfg, seed=cfg.seed + 7919 * (s + 1))
 
-    return cached_shadows(RunFolder(out).shadows, _shadow_record(cfg, shadow_cfg, len(pool_images)), pool_images,
+    return cached_shadows(RunFolder(out), _shadow_record(cfg, shadow_cfg, len(pool_images)), pool_images,
                           pool_labels, shadow_cfg, pipeline, torch.device(cfg.device), progress)
 
 

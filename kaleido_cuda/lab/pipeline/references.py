@@ -47,7 +47,7 @@ def _audit_training_split(out: str, ds, audit: AuditConfig, eval_cfg: EvalConfig
         def pipeline(s, x, y, checkpoint):
             return train_shadow(x, y, audit.seed + 7919 * (s + 1), None)
 
-        return cached_shadows(RunFolder(out).shadows, meta, pool_images, pool_labels, audit.shadow_config(),
+        return cached_shadows(RunFolder(out), meta, pool_images, pool_labels, audit.shadow_config(),
                               pipeline, torch.device(device), progress)
 
     return audit_set(out, ds.train_images, ds.train_labels, ds, range(len(ds.train_images)), source, eval_cfg,

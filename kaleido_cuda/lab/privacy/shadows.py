@@ -24,7 +24,7 @@ import torch
 
 from ..distributed import current_world, gather_keyed
 from ..files.atomic import atomic_path, write_json_atomic
-from ..files.layout import ShadowFolder
+from ..files.layout import RunFolder
 from .attacks import model_scores
 
 STATISTIC = "logit_conf"  # LiRA's statistic
@@ -56,16 +56,16 @@ def _half(shadow_cfg: ShadowConfig, s: int, pool_size: int) -> torch.Tensor:
     return mask if s % 2 == 0 else ~mask
 
 
-def cached_shadows(folder: str, record: dict, pool_images: torch.Tensor, pool_labels: torch.Tensor,
+def cached_shadows(run: RunFolder, record: dict, pool_images: torch.Tensor, pool_labels: torch.Tensor,
                    shadow_cfg: ShadowConfig, pipeline: Callable, device: torch.device,
                    progress: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The shadow cache behind every LiRA audit: shadow s trains `pipeline(s, x, y, checkpoint)`
-    on its half (x, y) of the pool and is saved as folder/shadow_s.pt with its in-mask and every
-    candidate's statistic. `record` describes the pipeline; a folder made for another is refused."""
+    """The shadow cache behind every LiRA audit, in the shadows/ folder of `run`: shadow s trains
+    `pipeline(s, x, y, checkpoint)` on its half (x, y) of the pool and is saved as shadow_s.pt with
+    its in-mask and every candidate's statistic. `record` describes the pipeline; a folder made for
+    another is refused."""
     world = current_world()
+    folder, meta_path = run.shadows, run.shadow_meta
     os.makedirs(folder, exist_ok=True)
-    files = ShadowFolder(folder)
-    meta_path = files.meta
     if os.path.exists(meta_path):
         old = json.load(open(meta_path))
         if old != json.loads(json.dumps(record)):
@@ -76,7 +76,7 @@ def cached_shadows(folder: str, record: dict, pool_images: torch.Tensor, pool_la
 
     def shadow(s: int) -> dict:
         """Shadow s's in-mask and statistics, trained now (by the rank that owns s) or read back."""
-        path, checkpoint = files.shadow(s), files.checkpoint(s)
+        path, checkpoint = run.shadow(s), run.shadow_checkpoint(s)
         if not os.path.exists(path):
             if progress:
                 print(f"audit: shadow {s + 1}/{shadow_cfg.shadows}" +
