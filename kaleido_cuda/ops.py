@@ -92,4 +92,21 @@ if _C is not None:
         grad_x = torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *ctx.saved_tensors, ctx.padding_mode)
         return (grad_x,) + (None,) * 11
 
+    def _backward_setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[1:10])
+        ctx.padding_mode = inputs[10]
+
+    def _double_backward(ctx, grad_grad_x):
+        """The chain is affine in x: y = A x + b, b being the brightness offset and the noise. The
+        backward is g -> A^T g, linear in g, so its own derivative applied to grad_grad_x is
+        A grad_grad_x: the forward op with brightness 0 and noise 0 (docs/kt_op.md, "Gradient").
+        That is a call of the differentiable forward op, so third derivatives work too."""
+        affine, fold_k, centre, phase, brightness, saturation, contrast, cutout, noise_std = ctx.saved_tensors
+        linear = torch.ops.kaleido_cuda.kaleidoscope(grad_grad_x, affine, fold_k, centre, phase,
+                                                     torch.zeros_like(brightness), saturation, contrast, cutout,
+                                                     torch.zeros_like(noise_std), 0, ctx.padding_mode)
+        return (linear,) + (None,) * 10
+
     torch.library.register_autograd("kaleido_cuda::kaleidoscope", _backward, setup_context=_setup_context)
+    torch.library.register_autograd("kaleido_cuda::kaleidoscope_backward", _double_backward,
+                                    setup_context=_backward_setup_context)

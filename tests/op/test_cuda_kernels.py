@@ -224,6 +224,50 @@ def test_empty_tensors(backend, shape):
     assert y.shape == x.shape and gx.shape == x.shape
 
 
+# ---- second derivatives
+
+class _Forward(torch.autograd.Function):
+    """A backend's forward kernel as a differentiable function, whose backward is the backend's
+    backward kernel, itself differentiable as the op registers it (ops._double_backward)."""
+
+    @staticmethod
+    def forward(ctx, x, backend, p):
+        ctx.backend, ctx.p = backend, p
+        return backend.forward(x, p)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _Backward.apply(grad, ctx.backend, ctx.p), None, None
+
+
+class _Backward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grad, backend, p):
+        ctx.backend, ctx.p = backend, p
+        return backend.backward(grad, p)
+
+    @staticmethod
+    def backward(ctx, grad_grad):  # the forward kernel's linear part: no brightness offset, no noise
+        linear = dataclasses.replace(ctx.p, brightness=torch.zeros_like(ctx.p.brightness),
+                                     noise_std=torch.zeros_like(ctx.p.noise_std))
+        return _Forward.apply(grad_grad, ctx.backend, linear), None, None
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_gradgradcheck_through_the_kernels(backend, padding):
+    """The backward kernel's derivative is the forward kernel without brightness and noise: checked
+    against finite differences of the backward kernel itself (float64, every stage on)."""
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    p = random_params(2, 6, 7, seed=30 + PADDINGS.index(padding), padding_mode=padding, dtype=torch.float64)
+    if backend.name == "cuda":  # the op as registered, on the GPU
+        q = p.to("cuda")
+        op = lambda t: kc.kaleidoscope(t.cuda(), q).cpu()  # noqa: E731
+    else:
+        op = lambda t: _Forward.apply(t, backend, p)  # noqa: E731
+    # fast_mode: the check along random directions, a few kernel calls instead of two per element.
+    assert torch.autograd.gradgradcheck(op, (x,), eps=1e-6, atol=1e-7, fast_mode=True)
+
+
 # ---- noise
 
 @pytest.mark.parametrize("seed", [0, 1, 2**32 + 5, 2**63 + 12345, 2**64 - 1])
