@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dsa_published  # noqa: E402
-from common import RESULTS, machine_stamp, median_time, write_json  # noqa: E402
+from common import RESULTS, machine_stamp, median_time, use_tiny, write_json  # noqa: E402
 
 import kaleido_cuda as kc  # noqa: E402
 from kaleido_cuda.lab.files.atomic import atomic_path, write_text_atomic  # noqa: E402
@@ -36,6 +36,7 @@ from kaleido_cuda.dsa import DEFAULT_STRATEGY, DiffAugment, ParamDiffAug  # noqa
 
 SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
 CUDA_EXTRA_SIZE = (256, 3, 224, 224)  # the H200 figure of the issue
+TINY_SIZES = [(2, 3, 8, 8)]
 STRATEGY = DEFAULT_STRATEGY
 NOISE_STD = 0.1
 
@@ -227,10 +228,12 @@ def main(argv=None):
     ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     ap.add_argument("--quick", action="store_true", help="shorter timing budgets")
+    ap.add_argument("--tiny", action="store_true", help="one call of everything at a tiny size (a dry run, not a figure)")
     ap.add_argument("--tag", default="", help="suffix of the result files, e.g. for a run with other allocator settings")
     ap.add_argument("--tune-allocator", action="store_true",
                     help="call kaleido_cuda.tune_cpu_allocator() first (glibc keeps freed pages; all implementations benefit)")
     args = ap.parse_args(argv)
+    use_tiny(args.tiny)
     tuned = kc.tune_cpu_allocator() if args.tune_allocator else False
     try:
         import kornia
@@ -241,10 +244,10 @@ def main(argv=None):
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     for device in devices:
         print(f"bench_augment on {device}", flush=True)
-        sizes = SIZES + ([CUDA_EXTRA_SIZE] if device == "cuda" else [])
+        sizes = TINY_SIZES if args.tiny else SIZES + ([CUDA_EXTRA_SIZE] if device == "cuda" else [])
         result = {"machine": machine_stamp(device), "kornia": kornia_version, "tuned_allocator": tuned,
                   "command": " ".join(["python", "benchmarks/bench_augment.py"] + (argv if argv is not None else sys.argv[1:])),
-                  "rows": bench_device(device, sizes, args.quick), "breakdown": breakdown(device, SIZES[0], args.quick)}
+                  "rows": bench_device(device, sizes, args.quick), "breakdown": breakdown(device, sizes[0], args.quick)}
         stem = os.path.join(args.out, f"bench_augment_{device}" + (f"_{args.tag}" if args.tag else ""))
         write_json(stem + ".json", result)
         text = markdown(result)

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kaleido_cuda as kc  # noqa: E402
-from common import RESULTS, machine_stamp, median_time, write_json  # noqa: E402
+from common import RESULTS, machine_stamp, median_time, use_tiny, write_json  # noqa: E402
 from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
 
 SIZES = [(256, 3, 32, 32), (64, 3, 128, 128), (32, 3, 224, 224)]
+TINY_SIZES = [(2, 3, 8, 8)]
 CUDA_COPY_SIZE = (256, 3, 224, 224)
 
 
@@ -94,11 +95,11 @@ def time_impl(fn, x, p, device, backward):
     return median_time(run, device, budget_s=2.0 if device == "cpu" else 1.0, min_repeats=3 if device == "cpu" else 10)
 
 
-def agreement(device):
+def agreement(device, shape):
     """Max abs difference fused vs reference, forward and input gradient, float32 and float64."""
     out = {}
     for dtype in (torch.float32, torch.float64):
-        n, c, h, w = SIZES[0]
+        n, c, h, w = shape
         g = torch.Generator().manual_seed(1)
         x = torch.randn(n, c, h, w, generator=g, dtype=dtype).to(device)
         grad = torch.randn(n, c, h, w, generator=g, dtype=dtype).to(device)
@@ -163,13 +164,13 @@ def breakdown(device, shape):
     return out
 
 
-def copy_ratio(device):
+def copy_ratio(device, shape):
     """Fused forward time over a device-to-device copy of the same bytes (the memory-bound floor),
     for each chain and for identity parameters."""
-    x = torch.rand(CUDA_COPY_SIZE, device=device)
+    x = torch.rand(shape, device=device)
     y = torch.empty_like(x)
     n, _, h, w = x.shape
-    out = {"shape": list(CUDA_COPY_SIZE), "copy_ms": 1e3 * median_time(lambda: y.copy_(x), device, min_repeats=20)}
+    out = {"shape": list(shape), "copy_ms": 1e3 * median_time(lambda: y.copy_(x), device, min_repeats=20)}
     variants = {chain: chain_params(chain, n, h, w, device) for chain in CHAINS}
     variants["identity"] = kc.KTParams.identity(1, device=device)
     for name, p in variants.items():
@@ -219,16 +220,19 @@ def main(argv=None):
     ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
     ap.add_argument("--quick", action="store_true", help="reference only at the smallest size")
+    ap.add_argument("--tiny", action="store_true", help="one call of everything at a tiny size (a dry run, not a figure)")
     args = ap.parse_args(argv)
+    use_tiny(args.tiny)
+    sizes, copy_size = (TINY_SIZES, TINY_SIZES[0]) if args.tiny else (SIZES, CUDA_COPY_SIZE)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     for device in devices:
         print(f"bench_op on {device}", flush=True)
         result = {"machine": machine_stamp(device), "command": " ".join(["python", "benchmarks/bench_op.py"] + (argv or sys.argv[1:])),
-                  "agreement": agreement(device), "rows": bench_device(device, SIZES, args.quick)}
-        result["breakdown"] = breakdown(device, SIZES[0])
+                  "agreement": agreement(device, sizes[0]), "rows": bench_device(device, sizes, args.quick)}
+        result["breakdown"] = breakdown(device, sizes[0])
         if device == "cuda":
-            result["copy"] = copy_ratio(device)
+            result["copy"] = copy_ratio(device, copy_size)
         write_json(os.path.join(args.out, f"bench_op_{device}.json"), result)
         text = markdown(result)
         write_text_atomic(os.path.join(args.out, f"bench_op_{device}.md"), text)

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, machine_stamp, write_json  # noqa: E402
 
 from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
+from kaleido_cuda.lab.files.layout import BufferFolder  # noqa: E402
 from kaleido_cuda.lab.train.data import load_dataset  # noqa: E402
 from kaleido_cuda.lab.distill import (BufferConfig, DCConfig, DMConfig, MTTConfig, distill_dc, distill_dm,  # noqa: E402
                                   distill_mtt, train_buffer)
@@ -33,14 +34,29 @@ from kaleido_cuda.init import initialize  # noqa: E402
 AUGMENTS = ("fused", "eager", "none")
 
 
-def digits_buffer(path, ds, device):
-    if os.path.exists(os.path.join(path, "buffer.json")):
+def digits_buffer(path, ds, device, epochs=12):
+    if os.path.exists(BufferFolder(path).meta):
         return path
     path = tempfile.mkdtemp(prefix="kaleido_bench_buffer_")
     train_buffer(ds.train_images.to(device), ds.train_labels.to(device), ds.test_images.to(device),
-                 ds.test_labels.to(device), ds.num_classes, BufferConfig(experts=1, epochs=12), path, "digits",
+                 ds.test_labels.to(device), ds.num_classes, BufferConfig(experts=1, epochs=epochs), path, "digits",
                  progress=False)
     return path
+
+
+def tiny_workloads(device):
+    """The same loops on a tiny random set (--tiny: a dry run of the script, not a figure)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(10).repeat_interleave(4)
+    x = torch.randn(len(y), 1, 8, 8, generator=g).to(device)
+    y = y.to(device)
+    small = dict(width=8)
+    buffer = tempfile.mkdtemp(prefix="kaleido_bench_buffer_")
+    train_buffer(x, y, x, y, 10, BufferConfig(experts=1, epochs=2, width=8), buffer, "tiny", progress=False)
+    mtt = functools.partial(MTTConfig, buffer=buffer, max_start_epoch=1, expert_epochs=1, syn_steps=2, **small)
+    return {"DM, tiny": (distill_dm, functools.partial(DMConfig, **small), x, y, 1),
+            "DC, tiny": (distill_dc, functools.partial(DCConfig, **small), x, y, 1),
+            "MTT, tiny": (distill_mtt, mtt, x, y, 1)}
 
 
 def workloads(device, buffer):
@@ -72,10 +88,13 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--buffer", default="runs/buffers/digits_convnet", help="MTT's expert buffer (digits, convnet)")
     ap.add_argument("--out", default=os.environ.get("OUT") or RESULTS)
+    ap.add_argument("--tiny", action="store_true", help="the loops on a tiny random set, one iteration (a dry run, not a figure)")
     args = ap.parse_args(argv)
     rows = []
-    for name, (loop, config, x, y, ipc) in workloads(args.device, args.buffer).items():
-        t = {a: seconds_per_iteration(loop, config, x, y, ipc, a, args.iterations) for a in AUGMENTS}
+    runs = tiny_workloads(args.device) if args.tiny else workloads(args.device, args.buffer)
+    iterations = 1 if args.tiny else args.iterations
+    for name, (loop, config, x, y, ipc) in runs.items():
+        t = {a: seconds_per_iteration(loop, config, x, y, ipc, a, iterations) for a in AUGMENTS}
         row = {"workload": name, **{f"{a}_s_per_it": t[a] for a in AUGMENTS},
                "fused_share": max(t["fused"] - t["none"], 0.0) / t["fused"],
                "eager_share": max(t["eager"] - t["none"], 0.0) / t["eager"],

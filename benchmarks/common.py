@@ -30,8 +30,19 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+# --tiny (scripts/gpu_check.sh --dry-run, in the test suite): one timed call of everything, at tiny
+# sizes, to show that a benchmark still runs end to end; its figures mean nothing.
+TINY = {"on": False}
+
+
+def use_tiny(on: bool) -> None:
+    TINY["on"] = bool(on)
+
+
 def median_time(fn, device: str, *, warmup: int = 2, min_repeats: int = 5, budget_s: float = 3.0) -> float:
     """Median wall time of fn() in seconds after warm-up; repeats until min_repeats and the budget."""
+    if TINY["on"]:
+        warmup, min_repeats, budget_s = 0, 1, 0.0
     for _ in range(warmup):
         fn()
     sync(device)

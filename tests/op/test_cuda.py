@@ -7,7 +7,7 @@ import torch
 import kaleido_cuda as kc
 from conftest import random_params, requires_cuda
 
-pytestmark = requires_cuda
+pytestmark = [pytest.mark.cuda, requires_cuda]  # scripts/gpu_check.sh runs the tests marked cuda
 
 
 @pytest.fixture(autouse=True)

@@ -81,7 +81,7 @@ class RealCuda:
         return torch.ops.kaleido_cuda.kaleidoscope_backward(grad.cuda(), *p.to("cuda").tensors(), p.padding_mode).cpu()
 
 
-@pytest.fixture(params=["emulated", "emulated-small-grid", "cuda"], scope="module")
+@pytest.fixture(params=["emulated", "emulated-small-grid", pytest.param("cuda", marks=pytest.mark.cuda)], scope="module")
 def backend(request):
     if request.param == "cuda":
         if not torch.cuda.is_available():

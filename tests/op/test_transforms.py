@@ -101,6 +101,7 @@ def test_compiled_module_also_samples():
     torch.testing.assert_close(compiled(x, seed=2), m(x, seed=2), atol=0, rtol=0)
 
 
+@pytest.mark.cuda
 @requires_cuda
 def test_cpu_params_are_moved_to_the_images_device():
     m = Kaleidoscope("kt")
