@@ -5,8 +5,9 @@ measurement, until scripts/gpu_check.sh measures the real thing on a GPU.
 
 1. Per-pixel instruction counts. Probe kernels (below) run one output pixel's straight-line code
    for each variant: the geometry (fold on/off x zeros/border/reflection) in the precision of the
-   input, one channel's gather and colour, the noise, one channel's backward scatter, and the
-   pixel loop's index arithmetic. Each is compiled for the GPU's architecture and its SASS is
+   input, one channel's gather and colour, one channel's backward scatter; and, per group of four
+   pixels (the forward's unit: they share one Philox block per channel), the noise and the index
+   walk, counted as a quarter per pixel. Each is compiled for the GPU's architecture and its SASS is
    counted up to the first EXIT (the fast path: float division's slow-path subroutine is left
    out), by class (scripts/sass_report.py's classes), leaving out the constant-bank loads of the
    probes' by-value parameters (the kernels load a parameter row once per image).
@@ -73,8 +74,12 @@ __global__ void probe_channel(Taps<acc_t, int> t, ColourTerms<acc_t> c, const sc
   out[0] = static_cast<scalar_t>(colour_value(c, tap_sum(t, src), channel_sum, t.weight_sum));
 }
 template <typename acc_t>
-__global__ void probe_noise(unsigned long long seed, unsigned long long e, acc_t sigma, acc_t* out) {
-  out[0] += sigma * philox_normal<acc_t>(seed, e);
+__global__ void probe_noise(unsigned long long seed, unsigned int group, unsigned long long plane, acc_t sigma,
+                            acc_t* out) {
+  // One channel's noise for a group of four pixels: one Philox block (the model divides by 4).
+  const Normals4<acc_t> z = philox_normals4<acc_t>(seed, group, plane);
+#pragma unroll
+  for (int l = 0; l < 4; ++l) out[l] += sigma * z.z[l];
 }
 template <typename acc_t>
 __global__ void probe_scatter(Taps<acc_t, int> t, ColourTerms<acc_t> c, acc_t g, acc_t gs, acc_t* dst) {
@@ -83,12 +88,18 @@ __global__ void probe_scatter(Taps<acc_t, int> t, ColourTerms<acc_t> c, acc_t g,
   for (int k = 0; k < 4; ++k) if (t.weight[k] != acc_t(0)) atomicAdd(dst + t.offset[k], t.weight[k] * v);
 }
 __global__ void probe_index(int pixel, int W, int* ij) { const int i = pixel / W; ij[0] = i; ij[1] = pixel - i * W; }
+__global__ void probe_group_index(int group, int W, int* ij) {
+  // The forward's: a group's first pixel (one division for four pixels), then the walk to the next.
+  int i = (group * 4) / W, j = group * 4 - i * W;
+#pragma unroll
+  for (int l = 0; l < 4; ++l) { ij[2 * l] = i; ij[2 * l + 1] = j; j += 1; if (j == W) { j = 0; i += 1; } }
+}
 #define GEO(P, F) template __global__ void probe_geometry<P, F, float>(SampleParams<float>, int, int, int, int, int*, float*); \
   template __global__ void probe_geometry<P, F, double>(SampleParams<double>, int, int, int, int, int*, double*);
 GEO(0, false) GEO(0, true) GEO(1, false) GEO(1, true) GEO(2, false) GEO(2, true)
 template __global__ void probe_channel<float, float>(Taps<float, int>, ColourTerms<float>, const float*, float*, float);
 template __global__ void probe_channel<double, double>(Taps<double, int>, ColourTerms<double>, const double*, double*, double);
-template __global__ void probe_noise<float>(unsigned long long, unsigned long long, float, float*);
+template __global__ void probe_noise<float>(unsigned long long, unsigned int, unsigned long long, float, float*);
 template __global__ void probe_scatter<float>(Taps<float, int>, ColourTerms<float>, float, float, float*);
 template __global__ void probe_scatter<double>(Taps<double, int>, ColourTerms<double>, double, double, double*);
 '''
@@ -135,7 +146,7 @@ def _probe_name(mangled: str) -> str:
         m = re.search(rf"probe_{kind}I(f|d)", mangled)
         if m:
             return f"{kind} {'f32' if m.group(1) == 'f' else 'f64'}"
-    return "index"
+    return "group index" if "probe_group_index" in mangled else "index"
 
 
 def pass_time(counts: Counter, pixels: int, bytes_moved: float, gpu) -> tuple:
@@ -160,11 +171,15 @@ def per_pixel(probes: dict, fold: bool, padding: str, geometry: str, channels: i
     'f64', the latter as before float32 geometry), then per channel the gather and colour and
     the noise (forward) or the scatter (backward), in float32."""
     c = Counter(probes[f"geometry {padding}{' fold' if fold else ''} {geometry}"])
-    c.update(probes["index"])
+    if backward:
+        c.update(probes["index"])
+    per_group = Counter() if backward else Counter(probes["group index"])  # the forward's walk over four pixels
     for _ in range(channels):
         c.update(probes["scatter f32"] if backward else probes["channel f32"])
         if not backward:
-            c.update(probes["noise f32"])
+            per_group.update(probes["noise f32"])  # one Philox block per channel and group
+    for op, count in per_group.items():
+        c[op] += count / 4
     return c
 
 

@@ -12,7 +12,7 @@ import torch
 
 from .params import KTParams, check_inputs
 
-__all__ = ["kaleidoscope", "philox4x32_10", "philox_normal"]
+__all__ = ["kaleidoscope", "philox4x32_10", "philox_normals"]
 
 _MASK32 = 0xFFFFFFFF
 _PHILOX_MUL = (0xD2511F53, 0xCD9E8D57)
@@ -42,16 +42,26 @@ def philox4x32_10(counter, key):
     return c
 
 
-def philox_normal(numel: int, seed: int, dtype=torch.float32, device=None, start: int = 0) -> torch.Tensor:
-    """Standard normals z[e] for element indices e = start .. start + numel - 1, as the kernels draw
-    them: Box-Muller on the first two Philox words of counter (e_lo, e_hi, 0, 0), key = seed."""
-    e = torch.arange(start, start + numel, dtype=torch.int64, device=device)
-    zero = torch.zeros_like(e)
-    r0, r1, _, _ = philox4x32_10((e & _MASK32, e >> 32, zero, zero), (seed & _MASK32, seed >> 32))
+def philox_normals(shape, seed: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The noise stream's standard normals for a tensor of `shape` (N, C, H, W), as the kernels
+    draw them: element k = i W + j of plane q = n C + c is lane k % 4 of group k // 4, whose
+    Philox block has counter (k // 4, q_lo, q_hi, 0) and key = seed; its words (r0, r1) and
+    (r2, r3) are two Box-Muller pairs, z = sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2) with
+    u1 = (r + 1) / 2^32 and u2 = r' / 2^32, for lanes 0-3."""
+    n, c, h, w = shape
+    planes, per_plane = n * c, h * w
+    groups = (per_plane + 3) // 4
+    g = torch.arange(groups, dtype=torch.int64, device=device).repeat(planes)
+    q = torch.arange(planes, dtype=torch.int64, device=device).repeat_interleave(groups)
+    r = philox4x32_10((g, q & _MASK32, q >> 32, torch.zeros_like(g)), (seed & _MASK32, seed >> 32))
     inv_2_32 = 2.0**-32
-    u1 = (r0.to(dtype) + 1) * inv_2_32
-    u2 = r1.to(dtype) * inv_2_32
-    return torch.sqrt(-2 * torch.log(u1)) * torch.cos((2 * math.pi) * u2)
+    lanes = []
+    for radius_word, angle_word in ((r[0], r[1]), (r[2], r[3])):
+        radius = torch.sqrt(-2 * torch.log((radius_word.to(dtype) + 1) * inv_2_32))
+        angle = (2 * math.pi) * (angle_word.to(dtype) * inv_2_32)
+        lanes += [radius * torch.cos(angle), radius * torch.sin(angle)]
+    z = torch.stack(lanes, -1).view(planes, groups * 4)[:, :per_plane]
+    return z.reshape(n, c, h, w)
 
 
 def _per_sample(t: torch.Tensor, n: int, dtype) -> torch.Tensor:
@@ -151,6 +161,6 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
 
     sigma = _per_sample(params.noise_std, n, acc)
     if bool((sigma != 0).any()):
-        z = philox_normal(out.numel(), params.seed, acc, dev).view(n, ch, h, w)
+        z = philox_normals((n, ch, h, w), params.seed, acc, dev)
         out = out + sigma.view(n, 1, 1, 1) * z
     return out.to(x.dtype)

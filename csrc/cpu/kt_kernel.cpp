@@ -111,7 +111,21 @@ void row_tap_sums(const RowTaps<acc_t, index_t>& row, const scalar_t* channel, i
                     row.weight[3].data(), out);
 }
 
-// y[ch][j] = colour_value(tap[ch][j], sum_ch tap[ch][j], weight_sum[j]) + sigma z: forward_pixel of
+// The noise of the W elements k0 .. k0 + W - 1 of plane q: the normals of the groups they fall in,
+// one Philox block per group (philox_normals4), written to buffer (W + 8 values); returns the
+// address of element k0's normal in it.
+template <typename acc_t>
+const acc_t* row_noise(uint64_t seed, uint64_t q, int64_t k0, int64_t W, std::vector<acc_t>& buffer) {
+  const uint32_t g0 = static_cast<uint32_t>(k0 >> 2), g1 = static_cast<uint32_t>((k0 + W - 1) >> 2);
+  acc_t* __restrict z = buffer.data();
+  for (uint32_t g = g0; g <= g1; ++g) {
+    const Normals4<acc_t> four = philox_normals4<acc_t>(seed, g, q);
+    for (int l = 0; l < 4; ++l) z[4 * (g - g0) + l] = four.z[l];
+  }
+  return z + (k0 - 4 * static_cast<int64_t>(g0));
+}
+
+// y[ch][j] = colour_value(tap[ch][j], sum_ch tap[ch][j], weight_sum[j]) + sigma z: forward_group of
 // kt_math.h, a row at a time, with each channel's taps gathered once.
 template <typename scalar_t, typename acc_t, typename index_t>
 void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const int64_t* irows,
@@ -121,7 +135,7 @@ void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const
   const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1));
   at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
     RowTaps<acc_t, index_t> taps(W);
-    std::vector<acc_t> tap(C * W), channel_sum(W);
+    std::vector<acc_t> tap(C * W), channel_sum(W), noise(W + 8);
     const index_t w = static_cast<index_t>(W);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / H, i = row % H;
@@ -145,12 +159,9 @@ void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const
         const acc_t* __restrict sum = channel_sum.data();
         scalar_t* __restrict out = dst + (n * C + ch) * plane + i * W;
         if (p.sigma != acc_t(0)) {
-          const uint64_t element0 = static_cast<uint64_t>((n * C + ch) * plane + i * W);
-          const uint32_t lo0 = static_cast<uint32_t>(element0), hi0 = static_cast<uint32_t>(element0 >> 32);
+          const acc_t* __restrict z = row_noise(seed, static_cast<uint64_t>(n * C + ch), i * W, W, noise);
           for (index_t j = 0; j < w; ++j) {
-            const uint32_t lo = lo0 + static_cast<uint32_t>(j);  // 32-bit lanes, carry by hand
-            const acc_t z = philox_normal_words<acc_t>(seed, lo, hi0 + (lo < lo0 ? 1u : 0u));
-            out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]) + p.sigma * z);
+            out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]) + p.sigma * z[j]);
           }
         } else {
           for (index_t j = 0; j < w; ++j) out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]));

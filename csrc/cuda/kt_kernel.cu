@@ -1,4 +1,5 @@
-// CUDA kernels: grid-stride loops over the header's pixel functions. blockIdx.y walks images,
+// CUDA kernels: grid-stride loops over the header's pixel functions (the forward's over groups of
+// four pixels, which share their noise's Philox blocks). blockIdx.y walks images,
 // so every thread of a block shares one parameter row and the per-image pivot reduction is
 // one atomic per block. The backward scatters with atomicAdd (not bitwise deterministic).
 // Without a GPU this file still runs in the tests, unchanged, through the host emulation of CUDA
@@ -28,23 +29,40 @@ constexpr int64_t kMaxGridY = 65535;
 // The int32 kernels rely on a grid stride never carrying an index past int32 (index32_fits).
 static_assert(kThreads * kMaxGridX <= kIndex32Headroom, "grid stride beyond the int32 headroom");
 
+// One thread per noise group: four consecutive pixels of a plane, which share one Philox block
+// per channel (forward_group). Four pixels' taps are live at once, so ptxas is told how many
+// blocks per SM to plan for: two for float accumulation (at most 128 registers, the occupancy of
+// the float32 path), one for double (gradcheck's precision), which otherwise spills.
+template <typename acc_t>
+constexpr int kForwardMinBlocks = sizeof(acc_t) == 8 ? 1 : 2;
+
 template <typename scalar_t, typename acc_t, typename index_t>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kForwardMinBlocks<acc_t>)
     forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const double* __restrict__ frows,
                    const int64_t* __restrict__ irows, const acc_t* __restrict__ means, uint64_t seed,
                    index_t N, index_t C, index_t H, index_t W, index_t rows, int padding) {
   const index_t plane = H * W;
+  const index_t groups = (plane + 3) / 4;
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     const index_t r = rows == 1 ? 0 : n;
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
     const int64_t image = static_cast<int64_t>(n) * C * plane;  // can pass int32 with the int32 kernels
-    for (index_t pixel = blockIdx.x * blockDim.x + threadIdx.x; pixel < plane;
-         pixel += blockDim.x * gridDim.x) {
-      const index_t i = pixel / W, j = pixel - i * W;
-      const auto taps = compute_taps<acc_t, index_t>(p, i, j, H, W, padding);
-      forward_pixel<scalar_t, acc_t, index_t>(p, terms, taps, x + image, y + image + pixel, plane, C, seed,
-                                              static_cast<uint64_t>(image + pixel));
+    for (index_t group = blockIdx.x * blockDim.x + threadIdx.x; group < groups;
+         group += blockDim.x * gridDim.x) {
+      const index_t first = group * 4;
+      const int lanes = plane - first < 4 ? static_cast<int>(plane - first) : 4;
+      index_t i = first / W, j = first - i * W;
+      Taps<acc_t, index_t> taps[4];
+KT_UNROLL
+      for (int l = 0; l < 4; ++l) {
+        taps[l] = l < lanes ? compute_taps<acc_t, index_t>(p, i, j, H, W, padding) : Taps<acc_t, index_t>{};
+        j += 1;
+        if (j == W) { j = 0; i += 1; }
+      }
+      forward_group<scalar_t, acc_t, index_t>(p, terms, taps, lanes, x + image, y + image + first, plane, C, seed,
+                                              static_cast<uint64_t>(n) * static_cast<uint64_t>(C),
+                                              static_cast<uint32_t>(group));
     }
   }
 }
@@ -113,9 +131,11 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-dim3 grid_for(const LaunchShape& s) {
-  const int64_t plane = s.H * s.W;
-  const int64_t blocks_x = std::min<int64_t>((plane + kThreads - 1) / kThreads, KALEIDO_GRID_LIMIT(0, kMaxGridX));
+// Blocks for one thread per `per_thread` pixels of a plane (the forward's noise groups: 4), and one
+// block row per image.
+dim3 grid_for(const LaunchShape& s, int64_t per_thread = 1) {
+  const int64_t items = (s.H * s.W + per_thread - 1) / per_thread;
+  const int64_t blocks_x = std::min<int64_t>((items + kThreads - 1) / kThreads, KALEIDO_GRID_LIMIT(0, kMaxGridX));
   const int64_t blocks_y = std::min<int64_t>(s.N, KALEIDO_GRID_LIMIT(1, kMaxGridY));
   return dim3(static_cast<unsigned>(std::max<int64_t>(blocks_x, 1)), static_cast<unsigned>(std::max<int64_t>(blocks_y, 1)));
 }
@@ -126,7 +146,7 @@ template <typename scalar_t, typename acc_t>
 void launch_forward(const scalar_t* x, scalar_t* y, const double* frows, const int64_t* irows,
                     const acc_t* means, uint64_t seed, const LaunchShape& s, cudaStream_t stream) {
   if (s.N * s.C * s.H * s.W == 0) return;
-  const dim3 grid = grid_for(s);
+  const dim3 grid = grid_for(s, 4);
   if (s.index32) {
     forward_kernel<scalar_t, acc_t, int32_t><<<grid, kThreads, 0, stream>>>(
         x, y, frows, irows, means, seed, static_cast<int32_t>(s.N), static_cast<int32_t>(s.C),

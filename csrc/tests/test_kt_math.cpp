@@ -35,15 +35,19 @@ static void philox_known_answers() {
 static void normal_is_finite_and_deterministic() {
   double sum = 0, sum_sq = 0;
   const int n = 200000;
-  for (int e = 0; e < n; ++e) {
-    const double z = kaleido::philox_normal<double>(42, static_cast<uint64_t>(e));
+  for (int e = 0; e < n; ++e) {  // 50 planes of 4,000 elements
+    const double z = kaleido::philox_normal_at<double>(42, static_cast<uint64_t>(e / 4000), static_cast<uint32_t>(e % 4000));
     CHECK(std::isfinite(z));
     sum += z;
     sum_sq += z * z;
   }
   CHECK(std::fabs(sum / n) < 0.01);
   CHECK(std::fabs(sum_sq / n - 1.0) < 0.02);
-  CHECK(kaleido::philox_normal<float>(7, 123) == kaleido::philox_normal<float>(7, 123));
+  CHECK(kaleido::philox_normal_at<float>(7, 3, 123) == kaleido::philox_normal_at<float>(7, 3, 123));
+  // One block, four normals: the lanes of a group are the block's two Box-Muller pairs.
+  const kaleido::Normals4<double> four = kaleido::philox_normals4<double>(7, 30, 3);
+  for (int l = 0; l < 4; ++l) CHECK(kaleido::philox_normal_at<double>(7, 3, 120 + l) == four.z[l]);
+  CHECK(four.z[0] != four.z[1] && four.z[2] != four.z[3] && four.z[0] != four.z[2]);
 }
 
 static void padding_rules() {
@@ -113,14 +117,17 @@ static void fastmath_matches_libm() {
   }
   CHECK(worst_atan2 < 2e-15);
   CHECK(worst_sin < 2e-15 && worst_cos < 2e-15);
-  float worst_log = 0, worst_cos_turns = 0;
+  float worst_log = 0, worst_cos_turns = 0, worst_sin_turns = 0;
   for (uint32_t r = 0; r < 4000000u; ++r) {
     const uint32_t bits = r * 1073u + 12345u;  // spread over the Philox output range
     const float u1 = (static_cast<float>(bits) + 1.0f) * 2.3283064365386963e-10f;
     worst_log = std::fmax(worst_log, std::fabs(kaleido::fastmath::log(u1) - std::log(u1)) / std::fmax(1.0f, std::fabs(std::log(u1))));
     const float u2 = static_cast<float>(bits) * 2.3283064365386963e-10f;
-    worst_cos_turns = std::fmax(worst_cos_turns, std::fabs(kaleido::fastmath::cos_turns(u2) -
-                                                           static_cast<float>(std::cos(6.283185307179586 * u2))));
+    float s_t, c_t;
+    kaleido::fastmath::sincos_turns(u2, &s_t, &c_t);
+    worst_cos_turns = std::fmax(worst_cos_turns, std::fabs(c_t - static_cast<float>(std::cos(6.283185307179586 * u2))));
+    worst_sin_turns = std::fmax(worst_sin_turns, std::fabs(s_t - static_cast<float>(std::sin(6.283185307179586 * u2))));
+    CHECK(kaleido::fastmath::cos_turns(u2) == c_t);
   }
   // The float versions that the geometry of float32/half/bfloat16 inputs uses.
   float worst_atan2f = 0, worst_sinf = 0, worst_cosf = 0;
@@ -143,9 +150,9 @@ static void fastmath_matches_libm() {
   CHECK(worst_sinf < 3e-7f && worst_cosf < 3e-7f);
   std::printf("fastmath float: atan2 %.1e, sin %.1e, cos %.1e\n", worst_atan2f, worst_sinf, worst_cosf);
   CHECK(worst_log < 5e-7f);
-  CHECK(worst_cos_turns < 5e-7f);
-  std::printf("fastmath: atan2 %.1e, sin %.1e, cos %.1e, logf %.1e, cos_turns %.1e\n", worst_atan2, worst_sin,
-              worst_cos, worst_log, worst_cos_turns);
+  CHECK(worst_cos_turns < 5e-7f && worst_sin_turns < 5e-7f);
+  std::printf("fastmath: atan2 %.1e, sin %.1e, cos %.1e, logf %.1e, cos_turns %.1e, sin_turns %.1e\n", worst_atan2,
+              worst_sin, worst_cos, worst_log, worst_cos_turns, worst_sin_turns);
 }
 
 int main() {

@@ -178,11 +178,12 @@ def test_more_images_than_grid_rows(backend):
 
 
 def test_planes_larger_than_the_grid_x_extent(backend):
-    """pixel += blockDim.x * gridDim.x taken at least twice per thread, in the forward, the
-    backward (with the per-block pivot reduction) and the pivot pass."""
+    """The grid-stride loops taken at least twice per thread: the forward's over groups of four
+    pixels (group += blockDim.x * gridDim.x), the backward's over pixels (with the per-block pivot
+    reduction) and the pivot pass."""
     if backend.grid_limits[0] > 100 and backend.name != "cuda":
         pytest.skip("emulating 4096-block rows is too slow: emulated-small-grid covers this loop")
-    pixels = 2 * backend.grid_limits[0] * THREADS + 1
+    pixels = 2 * 4 * backend.grid_limits[0] * THREADS + 1
     side = math.isqrt(pixels) + 1
     check_case(backend, (2, 3, side, side + 1), "zeros", "all", "N", torch.float32, seed=12)
 

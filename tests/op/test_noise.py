@@ -1,10 +1,12 @@
 """The Philox generator: known answers, statistics, determinism, same draws as the reference."""
+import math
+
 import pytest
 import torch
 
 import kaleido_cuda as kc
 from kaleido_cuda import _C
-from kaleido_cuda.reference import philox4x32_10, philox_normal
+from kaleido_cuda.reference import philox4x32_10, philox_normals
 
 KNOWN_ANSWERS = [  # Random123 known-answer vectors for Philox4x32-10: (counter, key) -> output
     ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
@@ -61,8 +63,39 @@ def test_noise_is_independent_of_thread_count():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**32 + 5, 2**64 - 1])
-def test_kernel_noise_equals_reference_noise(seed):
-    x = torch.zeros(2, 3, 8, 9, dtype=torch.float64)
+@pytest.mark.parametrize("shape", [(2, 3, 8, 9), (1, 2, 1, 7), (3, 1, 5, 1)])  # planes that end mid-group
+def test_kernel_noise_equals_reference_noise(seed, shape):
+    x = torch.zeros(*shape, dtype=torch.float64)
     got = kc.kaleidoscope(x, _noise_params(1.0, seed).to("cpu"))
-    expected = philox_normal(x.numel(), seed, torch.float64).view_as(x)
-    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(got, philox_normals(shape, seed, torch.float64), atol=1e-12, rtol=0)
+
+
+def test_one_philox_block_gives_four_consecutive_normals_of_a_plane():
+    # The stream's layout, from the Philox block itself: group 5 of plane 4 (image 1, channel 1 of 3).
+    seed = 2**40 + 17
+    r = [int(w) for w in philox4x32_10([5, 4, 0, 0], [seed & 0xFFFFFFFF, seed >> 32])]
+    expected = []
+    for radius_word, angle_word in ((r[0], r[1]), (r[2], r[3])):
+        radius = math.sqrt(-2 * math.log((radius_word + 1) * 2.0**-32))
+        angle = 2 * math.pi * angle_word * 2.0**-32
+        expected += [radius * math.cos(angle), radius * math.sin(angle)]
+    z = kc.kaleidoscope(torch.zeros(2, 3, 4, 6, dtype=torch.float64), _noise_params(1.0, seed))
+    got = z[1, 1].flatten()[20:24]  # elements 20-23 of the plane: group 5
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_noise_is_independent_between_neighbours_and_has_a_normal_histogram():
+    # Neighbours share a Philox block (lanes of one group, the two values of one Box-Muller pair)
+    # or not: no correlation at any lag up to 8 along a row, and the histogram is a normal one.
+    z = kc.kaleidoscope(torch.zeros(16, 3, 64, 64, dtype=torch.float64), _noise_params(1.0, 2024))
+    flat = z.flatten(2)  # (N, C, HW): neighbours along the plane
+    for lag in range(1, 9):
+        a, b = flat[..., :-lag].flatten(), flat[..., lag:].flatten()
+        assert abs(float(torch.corrcoef(torch.stack([a, b]))[0, 1])) < 0.01, lag
+    pairs = flat.view(-1, 2)  # (z0, z1) and (z2, z3) of every block: cos and sin of one angle
+    assert abs(float(torch.corrcoef(pairs.T)[0, 1])) < 0.01
+    assert abs(float((pairs ** 2).sum(1).mean()) - 2) < 0.02  # the squared radius of a pair: chi-square(2)
+    edges = torch.distributions.Normal(0.0, 1.0).icdf(torch.arange(1, 20, dtype=torch.float64) / 20)
+    counts = torch.bincount(torch.bucketize(z.flatten(), edges), minlength=20).double()
+    chi2 = float(((counts - z.numel() / 20) ** 2 / (z.numel() / 20)).sum())
+    assert chi2 < 43.82  # the 99.9% point of chi-square with 19 degrees of freedom

@@ -164,8 +164,8 @@ KT_HD float log(float x) {
   return (m + y) + 0.693359375f * fe;
 }
 
-// cos(2 pi t) for t in [0, 1]: the reduction by quarter turns is exact in t.
-KT_HD float cos_turns(float t) {
+// sin(2 pi t) and cos(2 pi t) for t in [0, 1]: the reduction by quarter turns is exact in t.
+KT_HD void sincos_turns(float t, float* s, float* c) {
   const float q = rintf(4.0f * t);
   const float f = t - 0.25f * q;  // exact, in [-1/8, 1/8]
   const float a = 6.28318530717958647693f * f;
@@ -173,9 +173,18 @@ KT_HD float cos_turns(float t) {
   const float sin_a = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * a + a;
   const float cos_a = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
                       0.5f * z + 1.0f;
+  // 2 pi t = q pi / 2 + a: quadrant q turns (cos a, sin a) by q right angles.
   const int quadrant = static_cast<int>(q) & 3;
-  const float v = (quadrant & 1) ? sin_a : cos_a;
-  return ((quadrant + 1) & 2) ? -v : v;
+  const float cos_v = (quadrant & 1) ? sin_a : cos_a, sin_v = (quadrant & 1) ? cos_a : sin_a;
+  *c = ((quadrant + 1) & 2) ? -cos_v : cos_v;
+  *s = (quadrant & 2) ? -sin_v : sin_v;
+}
+
+// cos(2 pi t) alone.
+KT_HD float cos_turns(float t) {
+  float s, c;
+  sincos_turns(t, &s, &c);
+  return c;
 }
 
 }  // namespace fastmath

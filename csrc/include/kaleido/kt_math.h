@@ -46,12 +46,15 @@ KT_HD double kt_fabs(double a) { return fabs(a); }
 KT_HD float kt_sqrt(float a) { return sqrtf(a); }
 KT_HD double kt_sqrt(double a) { return sqrt(a); }
 
-// -2 ln(u1) and cos(2 pi u2) of the Box-Muller transform: branch-free polynomials in float
-// (vectorisable, identical on both backends), libm in double.
+// -2 ln(u1), and cos and sin of 2 pi u2, of the Box-Muller transform: branch-free polynomials in
+// float (vectorisable, identical on both backends), libm in double.
 KT_HD float box_muller_log(float u) { return fastmath::log(u); }
 KT_HD double box_muller_log(double u) { return log(u); }
-KT_HD float box_muller_cos(float turns) { return fastmath::cos_turns(turns); }
-KT_HD double box_muller_cos(double turns) { return cos(6.283185307179586476925 * turns); }
+KT_HD void box_muller_sincos(float turns, float* s, float* c) { fastmath::sincos_turns(turns, s, c); }
+KT_HD void box_muller_sincos(double turns, double* s, double* c) {
+  *s = sin(6.283185307179586476925 * turns);
+  *c = cos(6.283185307179586476925 * turns);
+}
 
 // ---- Philox4x32-10 (Salmon et al., SC'11): counter-based, so every element's noise depends
 // only on (seed, element index), never on the thread layout.
@@ -85,28 +88,48 @@ KT_UNROLL
   return ctr;
 }
 
-// Standard normal for element e under a 64-bit seed: Box-Muller on the first two Philox words.
-// u1 lies in (0, 1], so the log is always finite.
-// The element index is given as its two 32-bit words, so that a CPU loop over a row can keep
-// the counter in 32-bit vector lanes.
+// The noise stream: four standard normals per Philox block. Element k = i W + j of image plane
+// q = n C + c belongs to group g = k / 4 (lane k % 4) of its plane; the group's block is Philox
+// with counter (g, q_lo, q_hi, 0) and key (seed_lo, seed_hi), and its words (r0, r1) and (r2, r3)
+// are two Box-Muller pairs: u1 = (r + 1) / 2^32 in (0, 1], so the log is always finite,
+// u2 = r' / 2^32, z = sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2). Lanes 0-3 take z0, z1, z2, z3.
+// So an element's noise depends on (seed, plane, position), never on the thread layout, and one
+// block serves four elements (docs/kt_op.md, "Noise").
 template <typename acc_t>
-KT_HD acc_t philox_normal_words(uint64_t seed, uint32_t element_lo, uint32_t element_hi) {
-  Philox4x32 ctr;
-  ctr.v[0] = element_lo;
-  ctr.v[1] = element_hi;
-  ctr.v[2] = 0u;
-  ctr.v[3] = 0u;
-  const Philox4x32 r =
-      philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+struct Normals4 {
+  acc_t z[4];
+};
+
+template <typename acc_t>
+KT_HD void box_muller_pair(uint32_t r_radius, uint32_t r_angle, acc_t* z_cos, acc_t* z_sin) {
   const acc_t inv_2_32 = static_cast<acc_t>(2.3283064365386962890625e-10);  // 2^-32
-  const acc_t u1 = (static_cast<acc_t>(r.v[0]) + static_cast<acc_t>(1)) * inv_2_32;
-  const acc_t u2 = static_cast<acc_t>(r.v[1]) * inv_2_32;
-  return kt_sqrt(static_cast<acc_t>(-2) * box_muller_log(u1)) * box_muller_cos(u2);
+  const acc_t u1 = (static_cast<acc_t>(r_radius) + static_cast<acc_t>(1)) * inv_2_32;
+  const acc_t u2 = static_cast<acc_t>(r_angle) * inv_2_32;
+  const acc_t radius = kt_sqrt(static_cast<acc_t>(-2) * box_muller_log(u1));
+  acc_t s, c;
+  box_muller_sincos(u2, &s, &c);
+  *z_cos = radius * c;
+  *z_sin = radius * s;
 }
 
 template <typename acc_t>
-KT_HD acc_t philox_normal(uint64_t seed, uint64_t element) {
-  return philox_normal_words<acc_t>(seed, static_cast<uint32_t>(element), static_cast<uint32_t>(element >> 32));
+KT_HD Normals4<acc_t> philox_normals4(uint64_t seed, uint32_t group, uint64_t plane) {
+  Philox4x32 ctr;
+  ctr.v[0] = group;
+  ctr.v[1] = static_cast<uint32_t>(plane);
+  ctr.v[2] = static_cast<uint32_t>(plane >> 32);
+  ctr.v[3] = 0u;
+  const Philox4x32 r = philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  Normals4<acc_t> out;
+  box_muller_pair<acc_t>(r.v[0], r.v[1], &out.z[0], &out.z[1]);
+  box_muller_pair<acc_t>(r.v[2], r.v[3], &out.z[2], &out.z[3]);
+  return out;
+}
+
+// The normal of element k of plane q alone (tests, and code that needs one element).
+template <typename acc_t>
+KT_HD acc_t philox_normal_at(uint64_t seed, uint64_t plane, uint32_t k) {
+  return philox_normals4<acc_t>(seed, k >> 2, plane).z[k & 3u];
 }
 
 // ---- one sample's parameters, read from the packed rows
@@ -318,24 +341,35 @@ KT_HD acc_t tap_gradient(const ColourTerms<acc_t>& terms, acc_t g, acc_t g_chann
   return terms.gain * g + terms.mean_gain * g_channel_sum;
 }
 
-// Chain steps 5-7 for one output pixel, all channels. `img` points at x[n, 0, 0, 0], `out` at
-// y[n, 0, i, j]; channels are `plane` elements apart. `element0` is the linear index of
-// y[n, 0, i, j], the noise counter of channel 0.
+// Chain steps 5-7 for the `lanes` (1 to 4) output pixels of one noise group, all channels:
+// taps[l] are those of pixel 4 group + l of the plane, `img` points at x[n, 0, 0, 0] and `out` at
+// y[n, 0] + 4 group; channels are `plane` elements apart, and channel ch's noise comes from plane
+// plane0 + ch (plane0 = n C): one Philox block per channel for the four pixels.
 template <typename scalar_t, typename acc_t, typename index_t>
-KT_HD void forward_pixel(const SampleParams<acc_t>& p, const ColourTerms<acc_t>& terms,
-                         const Taps<acc_t, index_t>& taps, const scalar_t* img, scalar_t* out,
-                         index_t plane, int64_t C, uint64_t seed, uint64_t element0) {
-  acc_t channel_sum = static_cast<acc_t>(0);
-  if (terms.mean_gain != static_cast<acc_t>(0)) {
-    for (int64_t ch = 0; ch < C; ++ch) channel_sum += tap_sum(taps, img + ch * static_cast<int64_t>(plane));
+KT_HD void forward_group(const SampleParams<acc_t>& p, const ColourTerms<acc_t>& terms,
+                         const Taps<acc_t, index_t> (&taps)[4], int lanes, const scalar_t* img, scalar_t* out,
+                         index_t plane, int64_t C, uint64_t seed, uint64_t plane0, uint32_t group) {
+  const acc_t zero = static_cast<acc_t>(0);
+  acc_t channel_sum[4] = {zero, zero, zero, zero};
+  if (terms.mean_gain != zero) {
+    for (int64_t ch = 0; ch < C; ++ch) {
+KT_UNROLL
+      for (int l = 0; l < 4; ++l) {
+        if (l < lanes) channel_sum[l] += tap_sum(taps[l], img + ch * static_cast<int64_t>(plane));
+      }
+    }
   }
   for (int64_t ch = 0; ch < C; ++ch) {
-    const acc_t tap = tap_sum(taps, img + ch * static_cast<int64_t>(plane));
-    acc_t value = colour_value(terms, tap, channel_sum, taps.weight_sum);
-    if (p.sigma != static_cast<acc_t>(0)) {
-      value += p.sigma * philox_normal<acc_t>(seed, element0 + static_cast<uint64_t>(ch) * plane);
+    Normals4<acc_t> noise = {{zero, zero, zero, zero}};
+    if (p.sigma != zero) noise = philox_normals4<acc_t>(seed, group, plane0 + static_cast<uint64_t>(ch));
+KT_UNROLL
+    for (int l = 0; l < 4; ++l) {
+      if (l >= lanes) continue;
+      const acc_t tap = tap_sum(taps[l], img + ch * static_cast<int64_t>(plane));
+      acc_t value = colour_value(terms, tap, channel_sum[l], taps[l].weight_sum);
+      if (p.sigma != zero) value += p.sigma * noise.z[l];
+      out[ch * static_cast<int64_t>(plane) + l] = static_cast<scalar_t>(value);
     }
-    out[ch * static_cast<int64_t>(plane)] = static_cast<scalar_t>(value);
   }
 }
 
