@@ -15,7 +15,11 @@ measurement, until scripts/gpu_check.sh measures the real thing on a GPU.
    forward: the image means (read x), the kernel (read x, write y): 3 n s;
    backward: zero the float32 gradient (4 n), read the upstream gradient (n s), the atomic scatter's
    read-modify-write reaching DRAM (8 n), the contrast pivot pass (8 n), and for 16-bit inputs the
-   conversion (4 n + n s). A device copy moves 2 n s.
+   conversion (4 n + n s). The deterministic backward (fixed point): zero the int64 sums (8 n),
+   the largest-|g| pass and the scatter each read the upstream gradient (2 n s), the scatter's
+   int64 read-modify-write (16 n), the conversion back (read 8 n, write 4 n), its per-contribution
+   instructions from a probe of its own (the two small passes' instructions are left out: they are
+   memory bound). A device copy moves 2 n s.
 3. Time per pass = the largest of: bytes / bandwidth; all instructions / issue rate (4 warp
    instructions per SM per clock); float32 / float32 rate; float64 / float64 rate; special
    functions / 16 per SM per clock; integer / integer rate. Latency, occupancy, cache misses of the
@@ -87,6 +91,17 @@ __global__ void probe_scatter(Taps<acc_t, int> t, ColourTerms<acc_t> c, acc_t g,
 #pragma unroll
   for (int k = 0; k < 4; ++k) if (t.weight[k] != acc_t(0)) atomicAdd(dst + t.offset[k], t.weight[k] * v);
 }
+__global__ void probe_scatter_fixed(Taps<float, int> t, ColourTerms<float> c, float g, float gs, int e,
+                                    unsigned long long* dst) {
+  // The deterministic backward's: each contribution rounded to 64-bit fixed point, an integer atomic.
+  const float v = tap_gradient(c, g, gs);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if (t.weight[k] == 0.0f) continue;
+    const long long q = llrintf(ldexpf(t.weight[k] * v, e));
+    if (q != 0) atomicAdd(dst + t.offset[k], static_cast<unsigned long long>(q));
+  }
+}
 __global__ void probe_index(int pixel, int W, int* ij) { const int i = pixel / W; ij[0] = i; ij[1] = pixel - i * W; }
 __global__ void probe_group_index(int group, int W, int* ij) {
   // The forward's: a group's first pixel (one division for four pixels), then the walk to the next.
@@ -126,7 +141,7 @@ def probe_counts(arch: str) -> dict:
             name, done = _probe_name(m.group(1)), False
             out[name] = Counter()
             continue
-        m = re.match(r"\s+/\*[0-9a-f]{4}\*/\s+(?:@!?U?P[T0-9]\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)", line)
+        m = sass_report.SASS_LINE.match(line)
         if m and name and not done:
             op = m.group(1)
             if op.startswith("EXIT") and not line.split("/*")[1].strip().startswith("@"):
@@ -142,6 +157,8 @@ def _probe_name(mangled: str) -> str:
     m = re.search(r"probe_geometryILi(\d)ELb(\d)E(f|d)", mangled)
     if m:
         return f"geometry {PADDING[m.group(1)]}{' fold' if m.group(2) == '1' else ''} {'f32' if m.group(3) == 'f' else 'f64'}"
+    if "probe_scatter_fixed" in mangled:
+        return "scatter fixed f32"
     for kind in ("channel", "noise", "scatter"):
         m = re.search(rf"probe_{kind}I(f|d)", mangled)
         if m:
@@ -166,16 +183,17 @@ def pass_time(counts: Counter, pixels: int, bytes_moved: float, gpu) -> tuple:
     return limits[bound], bound
 
 
-def per_pixel(probes: dict, fold: bool, padding: str, geometry: str, channels: int, backward: bool) -> Counter:
+def per_pixel(probes: dict, fold: bool, padding: str, geometry: str, channels: int, backward: bool,
+              scatter: str = "scatter f32") -> Counter:
     """One output pixel of a float32 input, every stage on: geometry in `geometry` ('f32' or
     'f64', the latter as before float32 geometry), then per channel the gather and colour and
-    the noise (forward) or the scatter (backward), in float32."""
+    the noise (forward) or the scatter (backward: `scatter`, the atomic or the fixed-point one)."""
     c = Counter(probes[f"geometry {padding}{' fold' if fold else ''} {geometry}"])
     if backward:
         c.update(probes["index"])
     per_group = Counter() if backward else Counter(probes["group index"])  # the forward's walk over four pixels
     for _ in range(channels):
-        c.update(probes["scatter f32"] if backward else probes["channel f32"])
+        c.update(probes[scatter] if backward else probes["channel f32"])
         if not backward:
             per_group.update(probes["noise f32"])  # one Philox block per channel and group
     for op, count in per_group.items():
@@ -192,18 +210,24 @@ def model(probes_by_arch: dict, elem_bytes: int = 4) -> list:
             elements, pixels = n * c * h * w, n * h * w
             copy = 2 * elements * elem_bytes / (gpu[6] * 1e12)
             fwd_bytes = 3 * elements * elem_bytes
-            bwd_bytes = elements * (4 + elem_bytes + 8 + 8) + (elements * (4 + elem_bytes) if elem_bytes != 4 else 0)
+            convert_16bit = elements * (4 + elem_bytes) if elem_bytes != 4 else 0
+            bwd_bytes = elements * (4 + elem_bytes + 8 + 8) + convert_16bit
+            det_bytes = elements * (8 + 2 * elem_bytes + 16 + 12) + convert_16bit
             for fold in (False, True):
                 f_counts = per_pixel(probes, fold, "reflection", "f32", c, backward=False)
                 b_counts = per_pixel(probes, fold, "reflection", "f32", c, backward=True)
                 fwd, fwd_bound = pass_time(f_counts, pixels, fwd_bytes, gpu)
                 bwd, bwd_bound = pass_time(b_counts, pixels, bwd_bytes, gpu)
+                d_counts = per_pixel(probes, fold, "reflection", "f32", c, backward=True, scatter="scatter fixed f32")
+                det, det_bound = pass_time(d_counts, pixels, det_bytes, gpu)
                 before, before_bound = pass_time(per_pixel(probes, fold, "reflection", "f64", c, backward=False),
                                                  pixels, fwd_bytes, gpu)
                 rows.append({"gpu": name, "shape": list(shape), "fold": fold,
                              "copy_ms": 1e3 * copy, "forward_ms": 1e3 * fwd, "forward_bound": fwd_bound,
                              "forward_over_copy": fwd / copy, "fwd_bwd_ms": 1e3 * (fwd + bwd),
-                             "backward_bound": bwd_bound, "forward_f64_geometry_ms": 1e3 * before,
+                             "backward_bound": bwd_bound, "backward_ms": 1e3 * bwd,
+                             "deterministic_backward_ms": 1e3 * det, "deterministic_backward_bound": det_bound,
+                             "forward_f64_geometry_ms": 1e3 * before,
                              "forward_f64_geometry_bound": before_bound, "per_pixel_forward": dict(f_counts)})
     return rows
 
@@ -218,13 +242,16 @@ def markdown(result: dict) -> str:
              "(noise included), reflection padding (the costliest); the last column is the same input with the "
              "float64 geometry the kernels had before. Latency, occupancy, gather cache misses and atomic contention "
              "are not modelled: real times will be higher. scripts/gpu_check.sh prints these beside what it "
-             "measures on a GPU.", "",
+             "measures on a GPU. The deterministic backward is the fixed-point path taken under "
+             "torch.use_deterministic_algorithms(True) (docs/kt_op.md, Gradient).", "",
              "| GPU | shape | fold | device copy ms | forward ms | bound | forward / copy | forward+backward ms "
-             "| backward bound | forward ms, float64 geometry (before) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| backward bound | backward ms | deterministic backward ms (bound) | forward ms, float64 geometry (before) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['gpu']} | {'x'.join(map(str, r['shape']))} | {'on' if r['fold'] else 'off'} "
                      f"| {r['copy_ms']:.3f} | {r['forward_ms']:.3f} | {r['forward_bound']} "
                      f"| {r['forward_over_copy']:.2f} | {r['fwd_bwd_ms']:.3f} | {r['backward_bound']} "
+                     f"| {r['backward_ms']:.3f} | {r['deterministic_backward_ms']:.3f} ({r['deterministic_backward_bound']}) "
                      f"| {r['forward_f64_geometry_ms']:.3f} ({r['forward_f64_geometry_bound']}) |")
     lines += ["", "Per-pixel instructions of the probes (sm_90, fast path):", "",
               "| probe | fp32 | fp64 | fp64 allowed | sfu | integer | memory | control | total |",

@@ -5,7 +5,7 @@ on each: a mutant the tests do not catch is a hole in the tests (or in the emula
 
 The mutated copies live under build/emu_mutants/ and are never committed. Each mutant is built
 by tests/op/emulated_cuda.py (KALEIDO_EMU_KERNEL) and tested with
-`pytest tests/op/test_cuda_kernels.py -k emulated -x`. Writes emu_mutants.{json,md}.
+`pytest <TESTS> -k emulated -x`. Writes emu_mutants.{json,md}.
 """
 import argparse
 import json
@@ -19,16 +19,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "csrc" / "cuda" / "kt_kernel.cu"
+TESTS = ["tests/op/test_cuda_kernels.py", "tests/op/test_cuda_deterministic.py"]
 
 # (name, what the bug is, text in kt_kernel.cu, its replacement, which occurrence: 0-based or None for all)
 # Every mutant must be caught, except those in EQUIVALENT: changes that leave every result right.
 MUTANTS = [
-    ("no-second-syncthreads", "backward: drop the __syncthreads() after the block's pivot atomic",
-     "      if (lane == 0 && total != acc_t(0)) atomicAdd(pivot_sums + n, total);\n    }\n    __syncthreads();",
-     "      if (lane == 0 && total != acc_t(0)) atomicAdd(pivot_sums + n, total);\n    }", None),
-    ("no-first-syncthreads", "backward: drop the __syncthreads() between the warp totals and their sum",
-     "    if (lane == 0) warp_totals[warp] = pivot;\n    __syncthreads();",
-     "    if (lane == 0) warp_totals[warp] = pivot;", None),
+    ("no-second-syncthreads", "block_sum: drop the __syncthreads() before the next image reuses warp_totals",
+     "  __syncthreads();  // the next image's block_sum", "  // the next image's block_sum", None),
+    ("no-first-syncthreads", "block_sum: drop the __syncthreads() between the warp totals and their sum",
+     "  if (lane == 0) warp_totals[warp] = v;\n  __syncthreads();", "  if (lane == 0) warp_totals[warp] = v;", None),
     ("stride-blockDim-only", "backward: pixel += blockDim.x instead of blockDim.x * gridDim.x",
      "pixel += blockDim.x * gridDim.x", "pixel += blockDim.x", 0),
     ("forward-stride-blockDim-only", "forward: group += blockDim.x instead of blockDim.x * gridDim.x",
@@ -55,6 +54,17 @@ MUTANTS = [
      "std::min<int64_t>(s.N, KALEIDO_GRID_LIMIT(1, kMaxGridY))", "s.N", None),
     ("plain-scatter", "backward: a plain += instead of atomicAdd (a race between threads of a block)",
      "atomicAdd(ptr, value); }", "*ptr += value; }", None),
+    ("fixed-no-headroom", "deterministic: e leaves no room for the H W contributions an element can sum",
+     "const int headroom = 61 - ceil_log2(plane);", "const int headroom = 61;", None),
+    ("fixed-one-scale", "deterministic: every image takes image 0's fixed-point scale",
+     "max_bits[n])", "max_bits[0])", None),
+    ("fixed-pivot-scale", "deterministic: the pivot sum is rounded at the elements' scale",
+     "FixedTerm<acc_t>{scales.pivot}", "FixedTerm<acc_t>{scales.scatter}", None),
+    ("fixed-no-nan", "deterministic: an image without a finite scale gets zeros, not NaN",
+     " ? from_fixed<acc_t>(fixed[image + e], scales.scatter) + share : nan;",
+     " ? from_fixed<acc_t>(fixed[image + e], scales.scatter) + share : acc_t(0);", None),
+    ("max-grad-last", "deterministic: each thread keeps its last abs(grad), not its largest",
+     "largest = bits > largest ? bits : largest;", "largest = bits;", None),
 ]
 
 
@@ -90,7 +100,7 @@ def run_mutant(name, source_text, workdir):
     # The pytest script, not `python -m pytest`, which would import the source folder's kaleido_cuda
     # (without its compiled module) instead of the installed one.
     pytest = str(Path(sys.executable).with_name("pytest"))
-    test = subprocess.run([pytest, "tests/op/test_cuda_kernels.py", "-k", "emulated", "-x", "-q", "-p", "no:cacheprovider"],
+    test = subprocess.run([pytest, *TESTS, "-k", "emulated", "-x", "-q", "-p", "no:cacheprovider"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     failed = re.findall(r"^FAILED (\S+)", test.stdout, re.M)
     summary = test.stdout.strip().splitlines()[-1] if test.stdout.strip() else ""

@@ -41,9 +41,13 @@ SPILL_ALLOWED = {"backward[float64, int64]": "float64 + int64 indices only: ptxa
 
 SCALAR = {"f": "float32", "d": "float64", "N3c104HalfE": "float16", "N3c108BFloat16E": "bfloat16"}
 INDEX = {"i": "int32", "l": "int64"}
-KERNEL = re.compile(r"(forward_kernel|backward_kernel|pivot_kernel)I(f|d|N3c104HalfE|N3c108BFloat16E)"
+KERNEL = re.compile(r"(forward_kernel|backward_kernel|pivot_kernel|backward_fixed_kernel|max_grad_kernel|"
+                    r"fixed_to_grad_kernel)I(f|d|N3c104HalfE|N3c108BFloat16E)"
                     r"(?:(f|d))?(i|l)E")
 MEMORY = ("LDG", "STG", "LD", "ST", "LDS", "STS", "LDL", "STL", "ATOM", "ATOMS", "ATOMG", "RED", "LDC", "ULDC")
+# One instruction of cuobjdump -sass: its address (four hex digits, more past 64 KiB of code), an
+# optional predicate, the opcode with its modifiers.
+SASS_LINE = re.compile(r"\s+/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)")
 FP32 = ("FADD", "FMUL", "FFMA", "FSETP", "FMNMX", "FSEL", "FSET", "FCHK", "FRND", "F2I", "I2F", "F2F", "FSWZADD")
 
 
@@ -130,7 +134,7 @@ def compile_arch(arch: str, workdir: str) -> tuple[dict, dict]:
             current = kernel_key(m.group(1))
             counts.setdefault(current, Counter())
             continue
-        m = re.match(r"\s+/\*[0-9a-f]{4}\*/\s+(?:@!?U?P[T0-9]\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)", line)
+        m = SASS_LINE.match(line)
         if m and current:
             counts[current][m.group(1)] += 1
     return counts, resources

@@ -46,22 +46,43 @@ inline at::Tensor kaleidoscope_on_stream(const at::Tensor& x_in, const at::Tenso
   return out;
 }
 
+// The deterministic backward's launch: its fixed-point scratch, then the three passes.
+template <typename scalar_t>
+void backward_deterministic(const at::Tensor& grad, at::Tensor& grad_acc, const PackedParams& packed,
+                            const LaunchShape& shape, cudaStream_t stream) {
+  using acc_t = acc_of<scalar_t>;
+  const auto long_options = grad.options().dtype(at::kLong);
+  at::Tensor fixed = at::zeros(grad.sizes(), long_options);
+  at::Tensor pivot_fixed = at::zeros({grad.size(0)}, long_options);
+  at::Tensor max_bits = at::zeros({grad.size(0)}, grad.options().dtype(sizeof(acc_t) == 8 ? at::kLong : at::kInt));
+  const FixedBuffers buffers{fixed.mutable_data_ptr(), pivot_fixed.mutable_data_ptr(), max_bits.mutable_data_ptr()};
+  launch_backward_deterministic<scalar_t, acc_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
+                                                 buffers, packed.floats.const_data_ptr<double>(),
+                                                 packed.ints.const_data_ptr<int64_t>(), shape, stream);
+}
+
+// The atomic scatter (the default, fastest path) or, under torch.use_deterministic_algorithms(True),
+// the fixed-point one, whose gradient is bitwise the same from run to run.
 inline at::Tensor kaleidoscope_backward_on_stream(const at::Tensor& grad_in, const at::Tensor& affine,
                                                   const at::Tensor& fold_k, const at::Tensor& fold_center,
                                                   const at::Tensor& fold_phase, const at::Tensor& brightness,
                                                   const at::Tensor& saturation, const at::Tensor& contrast,
                                                   const at::Tensor& cutout, const at::Tensor& noise_std,
                                                   const std::string& padding_mode, cudaStream_t stream) {
-  at::globalContext().alertNotDeterministic("kaleido_cuda::kaleidoscope_backward (CUDA atomic scatter)");
   const PackedParams packed = pack_params(grad_in, affine, fold_k, fold_center, fold_phase, brightness,
                                           saturation, contrast, cutout, noise_std, padding_mode);
   const at::Tensor grad = grad_in.contiguous();
-  const auto acc_type = accumulation_type(grad.scalar_type());
-  at::Tensor grad_acc = at::zeros(grad.sizes(), grad.options().dtype(acc_type));
-  at::Tensor pivot_sums = at::zeros({grad.size(0)}, grad.options().dtype(acc_type));
+  const auto acc_options = grad.options().dtype(accumulation_type(grad.scalar_type()));
+  const bool deterministic = at::globalContext().deterministicAlgorithms();
+  at::Tensor grad_acc = deterministic ? at::empty(grad.sizes(), acc_options) : at::zeros(grad.sizes(), acc_options);
   const LaunchShape shape = launch_shape(grad, packed);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "kaleidoscope_backward_cuda", [&] {
+    if (deterministic) {
+      backward_deterministic<scalar_t>(grad, grad_acc, packed, shape, stream);
+      return;
+    }
     using acc_t = acc_of<scalar_t>;
+    at::Tensor pivot_sums = at::zeros({grad.size(0)}, acc_options);
     launch_backward<scalar_t, acc_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
                                      pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<double>(),
                                      packed.ints.const_data_ptr<int64_t>(), shape, stream);

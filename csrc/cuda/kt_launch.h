@@ -25,4 +25,21 @@ template <typename scalar_t, typename acc_t>
 void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, const double* frows,
                      const int64_t* irows, const LaunchShape& shape, cudaStream_t stream);
 
+// Scratch of the deterministic backward, zero-filled: fixed (int64, N C H W) holds each element's
+// 64-bit fixed-point sum, pivot_fixed (int64, N) each image's pivot sum, max_bits (N; uint32 for
+// float accumulation, uint64 for double) each image's largest upstream gradient magnitude.
+struct FixedBuffers {
+  void* fixed;
+  void* pivot_fixed;
+  void* max_bits;
+};
+
+// The backward under torch.use_deterministic_algorithms(True): the same scatter into 64-bit fixed
+// point, so its result does not depend on the order of the atomic additions (docs/kt_op.md,
+// "Gradient"). grad_x needs no zero fill: every element is written.
+template <typename scalar_t, typename acc_t>
+void launch_backward_deterministic(const scalar_t* grad, acc_t* grad_x, const FixedBuffers& buffers,
+                                   const double* frows, const int64_t* irows, const LaunchShape& shape,
+                                   cudaStream_t stream);
+
 }  // namespace kaleido

@@ -25,8 +25,19 @@ def test_every_kernel_is_compiled_and_counted(result):
         names = set(kernels)
         for dtype in ("float32", "float64", "float16", "bfloat16"):
             for index in ("int32", "int64"):
-                assert f"forward[{dtype}, {index}]" in names and f"backward[{dtype}, {index}]" in names, arch
-        assert all(k["total"] > 100 and "registers" in k for k in kernels.values())
+                for kind in ("forward", "backward", "backward_fixed", "max_grad"):
+                    assert f"{kind}[{dtype}, {index}]" in names, (arch, kind, dtype, index)
+        for dtype in ("float32", "float64"):  # float accumulation only: they read and write acc_t
+            for index in ("int32", "int64"):
+                assert {f"pivot[{dtype}, {index}]", f"fixed_to_grad[{dtype}, {index}]"} <= names, arch
+        assert all(k["total"] > 50 and "registers" in k for k in kernels.values())
+        assert all(kernels[name]["total"] > 1000 for name in names if name.startswith(("forward[", "backward")))
+
+
+def test_instructions_past_64_kib_of_code_are_counted():
+    """A kernel longer than 4096 instructions has addresses of five hex digits: they are counted."""
+    assert sass_report.SASS_LINE.match("        /*0ff0*/                   FFMA R2, R3, R4, R5 ;").group(1) == "FFMA"
+    assert sass_report.SASS_LINE.match("        /*10a30*/              @!P0 DADD R2, R4, R6 ;").group(1) == "DADD"
 
 
 def test_gate_no_float64_in_reduced_precision_kernels_and_no_spills(result):

@@ -376,18 +376,19 @@ KT_UNROLL
 // Gradient of one output pixel scattered to its taps: dx[tap] += w J^T g with
 // J = c (s (I - E) + E), E = 11^T / C, i.e. w (gain g[ch] + mean_gain sum_ch g). Noise passes
 // the gradient unchanged. `scatter(ptr, value)` is a plain add on the CPU (one image per task,
-// no race) and an atomic add on CUDA. Returns sum(w) * sum_ch g, this pixel's share of the
-// gradient through the contrast pivot mu, which the caller reduces per image.
-template <typename scalar_t, typename acc_t, typename index_t, typename Scatter>
+// no race) and an atomic add on CUDA; dst_t is acc_t, or the CUDA deterministic path's 64-bit
+// fixed point. Returns sum(w) * sum_ch g, this pixel's share of the gradient through the contrast
+// pivot mu, which the caller reduces per image.
+template <typename scalar_t, typename acc_t, typename index_t, typename dst_t, typename Scatter>
 KT_HD acc_t backward_pixel(const ColourTerms<acc_t>& terms, const Taps<acc_t, index_t>& taps,
-                           const scalar_t* grad_out, acc_t* grad_img, index_t plane, int64_t C,
+                           const scalar_t* grad_out, dst_t* grad_img, index_t plane, int64_t C,
                            Scatter scatter) {
   if (taps.weight_sum == static_cast<acc_t>(0)) return static_cast<acc_t>(0);
   acc_t g_sum = static_cast<acc_t>(0);
   for (int64_t ch = 0; ch < C; ++ch) g_sum += static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]);
   for (int64_t ch = 0; ch < C; ++ch) {
     const acc_t g = tap_gradient(terms, static_cast<acc_t>(grad_out[ch * static_cast<int64_t>(plane)]), g_sum);
-    acc_t* dst = grad_img + ch * static_cast<int64_t>(plane);
+    dst_t* dst = grad_img + ch * static_cast<int64_t>(plane);
 KT_UNROLL
     for (int t = 0; t < 4; ++t) {
       if (taps.weight[t] != static_cast<acc_t>(0)) scatter(dst + taps.offset[t], taps.weight[t] * g);

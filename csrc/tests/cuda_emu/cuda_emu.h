@@ -16,13 +16,16 @@
 //   name lanes that exist, and reading a lane outside the mask is an error;
 // - __shared__ arrays are per block, and every access is checked: out of bounds, read before any
 //   write, and races between threads of the block within one barrier interval (as racecheck);
-// - atomicAdd on float and double is atomic (compare-and-swap on the bits);
+// - atomicAdd on float, double and unsigned long long, and atomicMax on unsigned int and unsigned
+//   long long, are atomic;
 // - launch configuration limits (block <= 1024 threads, grid y and z <= 65535, no zero dimension)
 //   and the sticky "last error" that C10_CUDA_KERNEL_LAUNCH_CHECK() reads.
 // Not emulated (what only a GPU or compute-sanitizer shows):
-// - scheduling: blocks run one at a time, in a scrambled but fixed order, so races between blocks
-//   never happen here; within a block, the OS decides the interleaving (no warp lockstep, as with
-//   Volta's independent thread scheduling);
+// - scheduling: blocks run one at a time, in a scrambled but fixed order (or, after
+//   set_schedule(seed), in a random order drawn per launch from that seed: the order in which blocks'
+//   atomics land then changes with the seed), so races between blocks never happen here; within a
+//   block, the OS decides the interleaving (no warp lockstep, as with Volta's independent thread
+//   scheduling);
 // - the memory model of global memory: out-of-bounds accesses, races and missing __threadfence()
 //   there are not detected (memcheck on a GPU does; racecheck covers shared memory only, as here);
 // - device arithmetic: the host compiler's float code runs, not nvcc's (FMA contraction may differ,
@@ -39,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -369,6 +373,15 @@ F atomic_add_bits(F* address, F value) {
   }
 }
 
+template <typename U>
+U atomic_max_bits(U* address, U value) {
+  U expected = __atomic_load_n(address, __ATOMIC_RELAXED);
+  while (expected < value &&
+         !__atomic_compare_exchange_n(address, &expected, value, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+  }
+  return expected;
+}
+
 // ---- grid limits the kernels may make smaller for the tests (KALEIDO_GRID_LIMIT below). The y
 // limit also becomes the emulated device's (check_config): a kernel file that ignores it fails.
 inline int64_t& grid_limit_override(int axis) {
@@ -496,7 +509,28 @@ inline std::string check_config(const LaunchConfig& c) {
   return "";
 }
 
-// Runs every block, in a scrambled order (a fixed permutation: block order must not matter).
+// The block schedule: 0 for the fixed scrambled order, otherwise the seed of a random order per launch.
+inline uint64_t& schedule_seed() {
+  static uint64_t seed = 0;
+  return seed;
+}
+
+// The order in which a launch's `total` blocks run (linear block ids).
+inline std::vector<uint64_t> block_order(uint64_t total) {
+  std::vector<uint64_t> order(total);
+  if (schedule_seed() == 0) {
+    uint64_t step = 7919;  // a prime: coprime with total unless it divides it
+    while (std::gcd(step, total) != 1) step += 2;
+    for (uint64_t k = 0; k < total; ++k) order[k] = (k * step + 3) % total;
+    return order;
+  }
+  std::iota(order.begin(), order.end(), uint64_t(0));
+  std::mt19937_64 draw(schedule_seed() * 0x9e3779b97f4a7c15ull + stats().launches);
+  std::shuffle(order.begin(), order.end(), draw);
+  return order;
+}
+
+// Runs every block, in a scrambled order (block order must not matter).
 inline void run_grid(const char* kernel, int line, const LaunchConfig& c, const std::function<void()>& body) {
   std::lock_guard<std::mutex> launch_lock(launch_mutex());
   ++stats().launches;
@@ -506,10 +540,7 @@ inline void run_grid(const char* kernel, int line, const LaunchConfig& c, const 
     return;
   }
   const uint64_t total = uint64_t(c.grid.x) * c.grid.y * c.grid.z;
-  uint64_t step = 7919;  // a prime: coprime with total unless it divides it
-  while (std::gcd(step, total) != 1) step += 2;
-  for (uint64_t k = 0; k < total; ++k) {
-    const uint64_t id = (k * step + 3) % total;
+  for (const uint64_t id : block_order(total)) {
     const uint3 index{static_cast<unsigned>(id % c.grid.x), static_cast<unsigned>((id / c.grid.x) % c.grid.y),
                       static_cast<unsigned>(id / (uint64_t(c.grid.x) * c.grid.y))};
     Block block(c.block.x * c.block.y * c.block.z);
@@ -540,6 +571,15 @@ void launch_kernel(const char* name, int line, void (*kernel)(Params...), const 
 // ---- the CUDA intrinsics, under their CUDA names
 inline float atomicAdd(float* address, float value) { return cuda_emu::atomic_add_bits<float, uint32_t>(address, value); }
 inline double atomicAdd(double* address, double value) { return cuda_emu::atomic_add_bits<double, uint64_t>(address, value); }
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+  return __atomic_fetch_add(address, value, __ATOMIC_ACQ_REL);
+}
+inline unsigned int atomicMax(unsigned int* address, unsigned int value) {
+  return cuda_emu::atomic_max_bits(address, value);
+}
+inline unsigned long long atomicMax(unsigned long long* address, unsigned long long value) {
+  return cuda_emu::atomic_max_bits(address, value);
+}
 #define __syncthreads() ::cuda_emu::syncthreads(__LINE__)
 #define __shfl_down_sync(...) ::cuda_emu::shfl_down_sync(__LINE__, __VA_ARGS__)
 

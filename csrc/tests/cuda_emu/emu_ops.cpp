@@ -49,6 +49,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       "Caps the kernels' grid x and y extents (0: the production limits)");
   m.def(
+      "set_schedule", [](uint64_t seed) { cuda_emu::schedule_seed() = seed; },
+      "Runs each launch's blocks in a random order drawn from seed (0: the fixed scrambled order)");
+  m.def(
       "stats", [] { return std::make_tuple(cuda_emu::stats().launches, cuda_emu::stats().blocks); },
       "(kernel launches, blocks run) since the module loaded");
   m.def("index32_fits", &kaleido::index32_fits, "The 32-bit index rule of both backends for an (N, C, H, W) tensor");
