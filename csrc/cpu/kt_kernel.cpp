@@ -111,62 +111,126 @@ void row_tap_sums(const RowTaps<acc_t, index_t>& row, const scalar_t* channel, i
                     row.weight[3].data(), out);
 }
 
-// The noise of the W elements k0 .. k0 + W - 1 of plane q: the normals of the groups they fall in,
-// one Philox block per group (philox_normals4), written to buffer (W + 8 values); returns the
-// address of element k0's normal in it.
+// Scratch of row_noise for rows of up to W elements: the Philox words and the normals of each
+// group, in separate arrays so that each of its loops runs across groups in vector lanes.
 template <typename acc_t>
-const acc_t* row_noise(uint64_t seed, uint64_t q, int64_t k0, int64_t W, std::vector<acc_t>& buffer) {
-  const uint32_t g0 = static_cast<uint32_t>(k0 >> 2), g1 = static_cast<uint32_t>((k0 + W - 1) >> 2);
-  acc_t* __restrict z = buffer.data();
-  for (uint32_t g = g0; g <= g1; ++g) {
-    const Normals4<acc_t> four = philox_normals4<acc_t>(seed, g, q);
-    for (int l = 0; l < 4; ++l) z[4 * (g - g0) + l] = four.z[l];
+struct NoiseScratch {
+  explicit NoiseScratch(int64_t W) : groups(W / 4 + 2), words(4 * groups), normals(4 * groups), z(4 * groups) {}
+  int64_t groups;
+  std::vector<uint32_t> words;
+  std::vector<acc_t> normals;
+  std::vector<acc_t> z;
+};
+
+// The noise of the W elements k0 .. k0 + W - 1 of plane q: the normals of the groups they fall in,
+// one Philox block per group (philox_normals4, in three loops: the blocks, the Box-Muller pairs,
+// the interleave); returns the address of element k0's normal.
+template <typename acc_t>
+const acc_t* row_noise(uint64_t seed, uint64_t q, int64_t k0, int64_t W, NoiseScratch<acc_t>& s) {
+  const uint32_t g0 = static_cast<uint32_t>(k0 >> 2);
+  const int64_t groups = ((k0 + W - 1) >> 2) - g0 + 1, stride = s.groups;
+  uint32_t* __restrict words = s.words.data();
+  const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
+  for (int64_t g = 0; g < groups; ++g) {
+    const Philox4x32 r = philox4x32_10(Philox4x32{{g0 + static_cast<uint32_t>(g), static_cast<uint32_t>(q),
+                                                   static_cast<uint32_t>(q >> 32), 0u}},
+                                       key0, key1);
+    for (int w = 0; w < 4; ++w) words[w * stride + g] = r.v[w];
+  }
+  acc_t* __restrict normals = s.normals.data();
+  for (int64_t g = 0; g < groups; ++g) {
+    box_muller_pair<acc_t>(words[g], words[stride + g], &normals[g], &normals[stride + g]);
+    box_muller_pair<acc_t>(words[2 * stride + g], words[3 * stride + g], &normals[2 * stride + g],
+                           &normals[3 * stride + g]);
+  }
+  acc_t* __restrict z = s.z.data();
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int l = 0; l < 4; ++l) z[4 * g + l] = normals[l * stride + g];
   }
   return z + (k0 - 4 * static_cast<int64_t>(g0));
 }
 
-// y[ch][j] = colour_value(tap[ch][j], sum_ch tap[ch][j], weight_sum[j]) + sigma z: forward_group of
-// kt_math.h, a row at a time, with each channel's taps gathered once.
+// Rows whose noise row_noise draws in one call: a 32-pixel row alone holds 8 Philox groups, fewer
+// than one 512-bit vector's lanes, so the noise of a row at a time ran in scalar code.
+constexpr int64_t kNoiseRunElements = 2048;
+
+// The buffers of one forward task: a row's taps and tap sums, and the colour values of a run of
+// rows (C channels, `stride` elements apart), which get their noise together.
+template <typename acc_t, typename index_t>
+struct ForwardScratch {
+  ForwardScratch(int64_t C, int64_t W, int64_t run_rows)
+      : taps(W), tap(C * W), channel_sum(W), stride(run_rows * W), value(C * stride), noise(stride) {}
+  RowTaps<acc_t, index_t> taps;
+  std::vector<acc_t> tap, channel_sum;
+  int64_t stride;
+  std::vector<acc_t> value;
+  NoiseScratch<acc_t> noise;
+};
+
+// value[ch][j] = colour_value(tap[ch][j], sum_ch tap[ch][j], weight_sum[j]) for row i of image
+// `img`: forward_group of kt_math.h before its noise, a row at a time, each channel's taps gathered
+// once. Writes C rows of W values, s.stride apart, from `value`.
+template <typename scalar_t, typename acc_t, typename index_t>
+void colour_row(const SampleParams<acc_t>& p, const ColourTerms<acc_t>& terms, int padding, const scalar_t* img,
+                int64_t i, int64_t C, int64_t H, int64_t W, ForwardScratch<acc_t, index_t>& s, acc_t* value) {
+  const int64_t plane = H * W;
+  const index_t w = static_cast<index_t>(W);
+  row_geometry<acc_t, index_t>(p, padding, static_cast<index_t>(i), static_cast<index_t>(H), w, s.taps);
+  for (int64_t ch = 0; ch < C; ++ch) row_tap_sums(s.taps, img + ch * plane, w, s.tap.data() + ch * W);
+  std::fill(s.channel_sum.begin(), s.channel_sum.end(), acc_t(0));
+  if (terms.mean_gain != acc_t(0)) {
+    for (int64_t ch = 0; ch < C; ++ch) {
+      const acc_t* __restrict t = s.tap.data() + ch * W;
+      acc_t* __restrict sum = s.channel_sum.data();
+      for (int64_t j = 0; j < W; ++j) sum[j] += t[j];
+    }
+  }
+  const acc_t* __restrict wsum = s.taps.weight_sum.data();
+  const acc_t* __restrict sum = s.channel_sum.data();
+  for (int64_t ch = 0; ch < C; ++ch) {
+    const acc_t* __restrict t = s.tap.data() + ch * W;
+    acc_t* __restrict v = value + ch * s.stride;
+    for (index_t j = 0; j < w; ++j) v[j] = colour_value(terms, t[j], sum[j], wsum[j]);
+  }
+}
+
+// y = value + sigma z for `count` consecutive elements k0 ... of each plane of image n.
+template <typename scalar_t, typename acc_t, typename index_t>
+void store_run(acc_t sigma, uint64_t seed, int64_t n, int64_t C, int64_t plane, int64_t k0, int64_t count,
+               ForwardScratch<acc_t, index_t>& s, scalar_t* dst) {
+  for (int64_t ch = 0; ch < C; ++ch) {
+    const acc_t* __restrict v = s.value.data() + ch * s.stride;
+    scalar_t* __restrict out = dst + (n * C + ch) * plane + k0;
+    if (sigma != acc_t(0)) {
+      const acc_t* __restrict z = row_noise(seed, static_cast<uint64_t>(n * C + ch), k0, count, s.noise);
+      for (int64_t k = 0; k < count; ++k) out[k] = static_cast<scalar_t>(v[k] + sigma * z[k]);
+    } else {
+      for (int64_t k = 0; k < count; ++k) out[k] = static_cast<scalar_t>(v[k]);
+    }
+  }
+}
+
 template <typename scalar_t, typename acc_t, typename index_t>
 void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const int64_t* irows,
                   const acc_t* means, int64_t rows, int padding, uint64_t seed, int64_t N, int64_t C,
                   int64_t H, int64_t W) {
   const int64_t plane = H * W;
   const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1));
+  const int64_t run_rows = std::max<int64_t>(1, kNoiseRunElements / std::max<int64_t>(W, 1));
   at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
-    RowTaps<acc_t, index_t> taps(W);
-    std::vector<acc_t> tap(C * W), channel_sum(W), noise(W + 8);
-    const index_t w = static_cast<index_t>(W);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / H, i = row % H;
+    ForwardScratch<acc_t, index_t> s(C, W, run_rows);
+    for (int64_t row = begin; row < end;) {  // a run: consecutive rows of one image
+      const int64_t n = row / H, i0 = row % H;
+      const int64_t count = std::min({end - row, H - i0, run_rows});
       const int64_t r = rows == 1 ? 0 : n;
       const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
       const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
-      const scalar_t* img = src + n * C * plane;
-      row_geometry<acc_t, index_t>(p, padding, static_cast<index_t>(i), static_cast<index_t>(H), w, taps);
-      for (int64_t ch = 0; ch < C; ++ch) row_tap_sums(taps, img + ch * plane, w, tap.data() + ch * W);
-      std::fill(channel_sum.begin(), channel_sum.end(), acc_t(0));
-      if (terms.mean_gain != acc_t(0)) {
-        for (int64_t ch = 0; ch < C; ++ch) {
-          const acc_t* __restrict t = tap.data() + ch * W;
-          acc_t* __restrict sum = channel_sum.data();
-          for (int64_t j = 0; j < W; ++j) sum[j] += t[j];
-        }
+      for (int64_t i = i0; i < i0 + count; ++i) {
+        colour_row<scalar_t, acc_t, index_t>(p, terms, padding, src + n * C * plane, i, C, H, W, s,
+                                             s.value.data() + (i - i0) * W);
       }
-      const acc_t* __restrict wsum = taps.weight_sum.data();
-      for (int64_t ch = 0; ch < C; ++ch) {
-        const acc_t* __restrict t = tap.data() + ch * W;
-        const acc_t* __restrict sum = channel_sum.data();
-        scalar_t* __restrict out = dst + (n * C + ch) * plane + i * W;
-        if (p.sigma != acc_t(0)) {
-          const acc_t* __restrict z = row_noise(seed, static_cast<uint64_t>(n * C + ch), i * W, W, noise);
-          for (index_t j = 0; j < w; ++j) {
-            out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]) + p.sigma * z[j]);
-          }
-        } else {
-          for (index_t j = 0; j < w; ++j) out[j] = static_cast<scalar_t>(colour_value(terms, t[j], sum[j], wsum[j]));
-        }
-      }
+      store_run<scalar_t, acc_t, index_t>(p.sigma, seed, n, C, plane, i0 * W, count * W, s, dst);
+      row += count;
     }
   });
 }

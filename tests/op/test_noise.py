@@ -63,7 +63,9 @@ def test_noise_is_independent_of_thread_count():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**32 + 5, 2**64 - 1])
-@pytest.mark.parametrize("shape", [(2, 3, 8, 9), (1, 2, 1, 7), (3, 1, 5, 1)])  # planes that end mid-group
+# Planes that end mid-group; rows wider than the CPU kernel's noise run (2048 elements: a run per
+# row); runs of 49 rows that end mid-image and mid-group.
+@pytest.mark.parametrize("shape", [(2, 3, 8, 9), (1, 2, 1, 7), (3, 1, 5, 1), (2, 2, 3, 2051), (3, 2, 70, 41)])
 def test_kernel_noise_equals_reference_noise(seed, shape):
     x = torch.zeros(*shape, dtype=torch.float64)
     got = kc.kaleidoscope(x, _noise_params(1.0, seed).to("cpu"))
