@@ -39,14 +39,14 @@ static int parse_padding(const std::string& mode) {
   TORCH_CHECK(false, "kaleidoscope: padding_mode must be 'zeros', 'border' or 'reflection', got '", mode, "'");
 }
 
-// Checks one parameter's shape (leading dim N or 1, then `tail`) and device; returns its rows.
+// Checks one parameter's shape (leading dim n, i.e. N views, or 1, then `tail`) and device;
+// returns its rows.
 static int64_t check_param(const at::Tensor& p, const char* name, at::IntArrayRef tail,
-                           const at::Tensor& like, bool integral) {
-  const int64_t n = like.size(0);
+                           const at::Tensor& like, int64_t n, bool integral) {
   TORCH_CHECK(p.dim() == static_cast<int64_t>(tail.size()) + 1, "kaleidoscope: ", name,
               " must have ", tail.size() + 1, " dims, got shape ", p.sizes());
-  TORCH_CHECK(p.size(0) == n || p.size(0) == 1, "kaleidoscope: ", name,
-              " must have leading dimension N=", n, " or 1, got ", p.size(0));
+  TORCH_CHECK(p.size(0) == n || p.size(0) == 1, "kaleidoscope: ", name, " must have leading dimension ", n,
+              " (N images x ", n / std::max<int64_t>(like.size(0), 1), " views) or 1, got ", p.size(0));
   for (size_t d = 0; d < tail.size(); ++d) {
     TORCH_CHECK(p.size(d + 1) == tail[d], "kaleidoscope: ", name, " has shape ", p.sizes(),
                 ", expected (N or 1, ", tail, ")");
@@ -68,19 +68,22 @@ PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const
                          const at::Tensor& fold_center, const at::Tensor& fold_phase,
                          const at::Tensor& brightness, const at::Tensor& saturation,
                          const at::Tensor& contrast, const at::Tensor& cutout,
-                         const at::Tensor& noise_std, const std::string& padding_mode) {
+                         const at::Tensor& noise_std, const std::string& padding_mode, int64_t views) {
+  TORCH_CHECK(views >= 1, "kaleidoscope: views must be >= 1, got ", views);
   PackedParams packed;
   packed.padding = parse_padding(padding_mode);
+  packed.views = views;
+  const int64_t n = like.size(0) * views;
   int64_t rows = 1;
-  rows = std::max(rows, check_param(affine, "affine", {2, 3}, like, false));
-  rows = std::max(rows, check_param(fold_k, "fold_k", {}, like, true));
-  rows = std::max(rows, check_param(fold_center, "fold_center", {2}, like, false));
-  rows = std::max(rows, check_param(fold_phase, "fold_phase", {}, like, false));
-  rows = std::max(rows, check_param(brightness, "brightness", {}, like, false));
-  rows = std::max(rows, check_param(saturation, "saturation", {}, like, false));
-  rows = std::max(rows, check_param(contrast, "contrast", {}, like, false));
-  rows = std::max(rows, check_param(cutout, "cutout", {4}, like, true));
-  rows = std::max(rows, check_param(noise_std, "noise_std", {}, like, false));
+  rows = std::max(rows, check_param(affine, "affine", {2, 3}, like, n, false));
+  rows = std::max(rows, check_param(fold_k, "fold_k", {}, like, n, true));
+  rows = std::max(rows, check_param(fold_center, "fold_center", {2}, like, n, false));
+  rows = std::max(rows, check_param(fold_phase, "fold_phase", {}, like, n, false));
+  rows = std::max(rows, check_param(brightness, "brightness", {}, like, n, false));
+  rows = std::max(rows, check_param(saturation, "saturation", {}, like, n, false));
+  rows = std::max(rows, check_param(contrast, "contrast", {}, like, n, false));
+  rows = std::max(rows, check_param(cutout, "cutout", {4}, like, n, true));
+  rows = std::max(rows, check_param(noise_std, "noise_std", {}, like, n, false));
   packed.rows = rows;
 
   auto column = [&](const at::Tensor& t, int64_t width) {

@@ -12,17 +12,19 @@ namespace kaleido {
 struct PackedParams {
   at::Tensor floats;  // (P, kNumFloatParams), float64, on x's device
   at::Tensor ints;    // (P, kNumIntParams), int64, on x's device
-  int64_t rows = 1;   // P: 1 (one set for the batch) or N
+  int64_t rows = 1;   // P: 1 (one set for the batch) or N views
+  int64_t views = 1;  // parameter rows per image, averaged (image n's view v reads row n views + v)
   int padding = 0;    // kaleido::Padding
 };
 
 // Checks shapes, dtypes and devices against `like` (x for the forward, grad for the backward)
-// and packs the parameters. Value checks (finite, k range) happen in Python before the call.
+// and `views` (>= 1: leading dimensions N views or 1), and packs the parameters. Value checks
+// (finite, k range) happen in Python before the call.
 PackedParams pack_params(const at::Tensor& like, const at::Tensor& affine, const at::Tensor& fold_k,
                          const at::Tensor& fold_center, const at::Tensor& fold_phase,
                          const at::Tensor& brightness, const at::Tensor& saturation,
                          const at::Tensor& contrast, const at::Tensor& cutout,
-                         const at::Tensor& noise_std, const std::string& padding_mode);
+                         const at::Tensor& noise_std, const std::string& padding_mode, int64_t views);
 
 // The image tensor checks shared by forward and backward.
 void check_image(const at::Tensor& x, const char* name);

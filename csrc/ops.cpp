@@ -20,13 +20,15 @@ TORCH_LIBRARY(kaleido_cuda, m) {
   m.def(
       "kaleidoscope(Tensor x, Tensor affine, Tensor fold_k, Tensor fold_center, Tensor fold_phase, "
       "Tensor brightness, Tensor saturation, Tensor contrast, Tensor cutout, Tensor noise_std, "
-      "int seed, str padding_mode) -> Tensor");
+      "int seed, str padding_mode, int views=1) -> Tensor");
+  // views: parameter rows per image, whose chains' outputs are averaged (image n's view v reads
+  // row n views + v; rows may also be 1, shared). 1 is the single chain.
   // The gradient does not depend on x's values (the chain is affine in x) nor on the noise, so
   // the backward needs only the incoming gradient and the parameters: x is never saved.
   m.def(
       "kaleidoscope_backward(Tensor grad, Tensor affine, Tensor fold_k, Tensor fold_center, "
       "Tensor fold_phase, Tensor brightness, Tensor saturation, Tensor contrast, Tensor cutout, "
-      "Tensor noise_std, str padding_mode) -> Tensor");
+      "Tensor noise_std, str padding_mode, int views=1) -> Tensor");
 }
 
 #ifndef KALEIDO_NO_PYTHON

@@ -59,8 +59,9 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
     """Applies the KT chain (fold, affine, bilinear sampling, colour, cutout, noise) to a batch.
 
     x: (N, C, H, W) float16/bfloat16/float32/float64 on CPU or CUDA; differentiable in x.
-    params: KTParams with leading dimension N or 1, on x's device.
-    Returns a new contiguous tensor of x's shape and dtype.
+    params: KTParams with leading dimension N (N * params.views) or 1, on x's device.
+    Returns a new contiguous tensor of x's shape and dtype: with views > 1, the mean of each
+    image's perturbed views.
     """
     check_inputs(x, params)
     if x.numel() == 0:
@@ -68,33 +69,35 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
     if not _kernel_available(x.device):
         return reference.kaleidoscope(x, params)
     return torch.ops.kaleido_cuda.kaleidoscope(x, *params.tensors(), _signed_seed(params.seed),
-                                               params.padding_mode)
+                                               params.padding_mode, params.views)
 
 
 if _C is not None:
 
     @torch.library.register_fake("kaleido_cuda::kaleidoscope")
     def _kaleidoscope_fake(x, affine, fold_k, fold_center, fold_phase, brightness, saturation,
-                           contrast, cutout, noise_std, seed, padding_mode):
+                           contrast, cutout, noise_std, seed, padding_mode, views=1):
         return x.new_empty(x.shape)
 
     @torch.library.register_fake("kaleido_cuda::kaleidoscope_backward")
     def _kaleidoscope_backward_fake(grad, affine, fold_k, fold_center, fold_phase, brightness,
-                                    saturation, contrast, cutout, noise_std, padding_mode):
+                                    saturation, contrast, cutout, noise_std, padding_mode, views=1):
         return grad.new_empty(grad.shape)
 
     def _setup_context(ctx, inputs, output):
         # Only the parameters are needed: the gradient does not depend on x's values.
         ctx.save_for_backward(*inputs[1:10])
         ctx.padding_mode = inputs[11]
+        ctx.views = inputs[12] if len(inputs) > 12 else 1
 
     def _backward(ctx, grad):
-        grad_x = torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *ctx.saved_tensors, ctx.padding_mode)
-        return (grad_x,) + (None,) * 11
+        grad_x = torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *ctx.saved_tensors, ctx.padding_mode, ctx.views)
+        return (grad_x,) + (None,) * 12
 
     def _backward_setup_context(ctx, inputs, output):
         ctx.save_for_backward(*inputs[1:10])
         ctx.padding_mode = inputs[10]
+        ctx.views = inputs[11] if len(inputs) > 11 else 1
 
     def _double_backward(ctx, grad_grad_x):
         """The chain is affine in x: y = A x + b, b being the brightness offset and the noise. The
@@ -104,8 +107,8 @@ if _C is not None:
         affine, fold_k, centre, phase, brightness, saturation, contrast, cutout, noise_std = ctx.saved_tensors
         linear = torch.ops.kaleido_cuda.kaleidoscope(grad_grad_x, affine, fold_k, centre, phase,
                                                      torch.zeros_like(brightness), saturation, contrast, cutout,
-                                                     torch.zeros_like(noise_std), 0, ctx.padding_mode)
-        return (linear,) + (None,) * 10
+                                                     torch.zeros_like(noise_std), 0, ctx.padding_mode, ctx.views)
+        return (linear,) + (None,) * 11
 
     torch.library.register_autograd("kaleido_cuda::kaleidoscope", _backward, setup_context=_setup_context)
     torch.library.register_autograd("kaleido_cuda::kaleidoscope_backward", _double_backward,

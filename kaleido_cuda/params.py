@@ -1,7 +1,9 @@
 """KTParams: what the KT op does to each image (not how), and the input checks of the op.
 
 Every field is a tensor whose leading dimension is N (one set per image) or 1 (one set shared by
-the whole batch, DSA's "siamese" mode). Parameters are constants: gradients flow to the images only.
+the whole batch, DSA's "siamese" mode); with `views` = V > 1, N V (image n's V views are rows
+n V ... n V + V - 1, and the output is their mean) or 1. Parameters are constants: gradients flow
+to the images only.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ class KTParams:
     noise_std:    (N,) float, std of additive Gaussian noise (0 = off)
     seed:         int in [0, 2**64), keys the Philox noise generator
     padding_mode: 'zeros' | 'border' | 'reflection'
+    views:        int >= 1, perturbed views averaged per image (the paper's aggregated KT); the
+                  tensors' leading dimension is then N * views (or 1)
     """
 
     affine: torch.Tensor
@@ -60,6 +64,7 @@ class KTParams:
     noise_std: torch.Tensor
     seed: int = 0
     padding_mode: str = "zeros"
+    views: int = 1
 
     @classmethod
     def identity(cls, n: int = 1, device: Optional[Union[str, torch.device]] = None,
@@ -132,23 +137,11 @@ def check_inputs(x: torch.Tensor, params: KTParams) -> None:
     seed = params.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"kaleidoscope: seed must be an int in [0, 2**64), got {seed!r}")
+    views = params.views
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise ValueError(f"kaleidoscope: params.views must be an int >= 1, got {views!r}")
     for name, (tail, integral) in _FIELDS.items():
-        t = getattr(params, name)
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"kaleidoscope: params.{name} must be a tensor, got {type(t).__name__}")
-        if t.dim() != len(tail) + 1 or tuple(t.shape[1:]) != tail:
-            want = ", ".join(["N or 1"] + [str(d) for d in tail])
-            raise ValueError(f"kaleidoscope: params.{name} must have shape ({want}), got {tuple(t.shape)}")
-        if t.shape[0] not in (1, n):
-            raise ValueError(f"kaleidoscope: params.{name} has leading dimension {t.shape[0]}, "
-                             f"expected the batch size N={n} or 1")
-        if t.device != x.device:
-            raise ValueError(f"kaleidoscope: params.{name} is on {t.device} but x is on {x.device}; "
-                             "move the parameters with params.to(x.device)")
-        if integral and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
-            raise TypeError(f"kaleidoscope: params.{name} must be an integer tensor, got {t.dtype}")
-        if not integral and not t.is_floating_point():
-            raise TypeError(f"kaleidoscope: params.{name} must be a floating tensor, got {t.dtype}")
+        _check_field(name, getattr(params, name), tail, integral, x, views)
     if _is_compiling():
         return
     for name in FLOAT_FIELDS:
@@ -164,3 +157,25 @@ def check_inputs(x: torch.Tensor, params: KTParams) -> None:
     s = params.noise_std
     if s.numel() and bool((s < 0).any()):
         raise ValueError("kaleidoscope: params.noise_std must be >= 0")
+
+
+def _check_field(name: str, t, tail: tuple, integral: bool, x: torch.Tensor, views: int) -> None:
+    """One KTParams tensor field: type, shape (leading dimension N views or 1), device, dtype."""
+    n = x.shape[0]
+    rows = n * views
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"kaleidoscope: params.{name} must be a tensor, got {type(t).__name__}")
+    if t.dim() != len(tail) + 1 or tuple(t.shape[1:]) != tail:
+        want = ", ".join(["N or 1"] + [str(d) for d in tail])
+        raise ValueError(f"kaleidoscope: params.{name} must have shape ({want}), got {tuple(t.shape)}")
+    if t.shape[0] not in (1, rows):
+        expected = f"the batch size N={n}" if views == 1 else f"N x views = {n} x {views} = {rows}"
+        raise ValueError(f"kaleidoscope: params.{name} has leading dimension {t.shape[0]}, "
+                         f"expected {expected} or 1")
+    if t.device != x.device:
+        raise ValueError(f"kaleidoscope: params.{name} is on {t.device} but x is on {x.device}; "
+                         "move the parameters with params.to(x.device)")
+    if integral and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+        raise TypeError(f"kaleidoscope: params.{name} must be an integer tensor, got {t.dtype}")
+    if not integral and not t.is_floating_point():
+        raise TypeError(f"kaleidoscope: params.{name} must be a floating tensor, got {t.dtype}")

@@ -42,18 +42,19 @@ def philox4x32_10(counter, key):
     return c
 
 
-def philox_normals(shape, seed: int, dtype=torch.float32, device=None) -> torch.Tensor:
+def philox_normals(shape, seed: int, dtype=torch.float32, device=None, view: int = 0) -> torch.Tensor:
     """The noise stream's standard normals for a tensor of `shape` (N, C, H, W), as the kernels
     draw them: element k = i W + j of plane q = n C + c is lane k % 4 of group k // 4, whose
-    Philox block has counter (k // 4, q_lo, q_hi, 0) and key = seed; its words (r0, r1) and
+    Philox block has counter (k // 4, q_lo, q_hi, view) and key = seed; its words (r0, r1) and
     (r2, r3) are two Box-Muller pairs, z = sqrt(-2 ln u1) (cos 2 pi u2, sin 2 pi u2) with
-    u1 = (r + 1) / 2^32 and u2 = r' / 2^32, for lanes 0-3."""
+    u1 = (r + 1) / 2^32 and u2 = r' / 2^32, for lanes 0-3. `view` is the view of an averaged
+    image (KTParams.views), 0 for a single chain."""
     n, c, h, w = shape
     planes, per_plane = n * c, h * w
     groups = (per_plane + 3) // 4
     g = torch.arange(groups, dtype=torch.int64, device=device).repeat(planes)
     q = torch.arange(planes, dtype=torch.int64, device=device).repeat_interleave(groups)
-    r = philox4x32_10((g, q & _MASK32, q >> 32, torch.zeros_like(g)), (seed & _MASK32, seed >> 32))
+    r = philox4x32_10((g, q & _MASK32, q >> 32, torch.full_like(g, view)), (seed & _MASK32, seed >> 32))
     inv_2_32 = 2.0**-32
     lanes = []
     for radius_word, angle_word in ((r[0], r[1]), (r[2], r[3])):
@@ -108,12 +109,31 @@ def _colour(x: torch.Tensor, b, s, c) -> torch.Tensor:
 
 
 def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
-    """The KT chain in plain PyTorch; same contract as kaleido_cuda.kaleidoscope."""
+    """The KT chain in plain PyTorch; same contract as kaleido_cuda.kaleidoscope. With V views,
+    each image runs the chain once per view (rows n V + v, its own noise stream) and the output is
+    the views' mean, summed in view order."""
     check_inputs(x, params)
     if x.numel() == 0:
         return x.clone()
     n, ch, h, w = x.shape
+    views = params.views
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    rows = x.repeat_interleave(views, dim=0) if views > 1 else x  # row n V + v: image n
+    out = _noiseless(rows, params, acc).view(n, views, ch, h, w)
+    sigma = _per_sample(params.noise_std, n * views, acc).view(n, views, 1, 1, 1)
+    total = None
+    for v in range(views):
+        view = out[:, v]
+        if bool((sigma[:, v] != 0).any()):
+            view = view + sigma[:, v] * philox_normals((n, ch, h, w), params.seed, acc, x.device, view=v)
+        total = view if total is None else total + view
+    return (total if views == 1 else total / views).to(x.dtype)
+
+
+def _noiseless(x: torch.Tensor, params: KTParams, acc) -> torch.Tensor:
+    """Fold, affine, padding, colour, cutout and bilinear sampling for each row of x (one image
+    per parameter row), in acc."""
+    n, ch, h, w = x.shape
     # Geometry in float64 for every dtype: the oracle is the exact chain. The kernels run float32
     # geometry for float16/bfloat16/float32 images and agree with this within the bound in
     # docs/kt_op.md ("Precision"; tests/op/test_float_geometry.py).
@@ -159,8 +179,4 @@ def kaleidoscope(x: torch.Tensor, params: KTParams) -> torch.Tensor:
         kept = (weight * valid.to(acc)).unsqueeze(1)
         out = out + torch.where(kept != 0, taps * kept, torch.zeros((), dtype=acc, device=dev))
 
-    sigma = _per_sample(params.noise_std, n, acc)
-    if bool((sigma != 0).any()):
-        z = philox_normals((n, ch, h, w), params.seed, acc, dev)
-        out = out + sigma.view(n, 1, 1, 1) * z
-    return out.to(x.dtype)
+    return out

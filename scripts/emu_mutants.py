@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "csrc" / "cuda" / "kt_kernel.cu"
-TESTS = ["tests/op/test_cuda_kernels.py", "tests/op/test_cuda_deterministic.py"]
+TESTS = ["tests/op/test_cuda_kernels.py", "tests/op/test_cuda_deterministic.py", "tests/op/test_views.py"]
 
 # (name, what the bug is, text in kt_kernel.cu, its replacement, which occurrence: 0-based or None for all)
 # Every mutant must be caught, except those in EQUIVALENT: changes that leave every result right.
@@ -33,7 +33,7 @@ MUTANTS = [
     ("forward-stride-blockDim-only", "forward: group += blockDim.x instead of blockDim.x * gridDim.x",
      "group += blockDim.x * gridDim.x", "group += blockDim.x", 0),
     ("group-row-wrap", "forward: a group's pixels do not wrap to the next row at the row's end",
-     "        if (j == W) { j = 0; i += 1; }\n", "", None),
+     "    if (j == W) { j = 0; i += 1; }\n", "", None),
     ("swap-i-j", "forward: the taps of pixel (j, i) instead of (i, j)",
      "compute_taps<acc_t, index_t>(p, i, j, H, W, padding)", "compute_taps<acc_t, index_t>(p, j, i, H, W, padding)", 0),
     ("image-stride-1", "backward: n += 1 instead of n += gridDim.y",
@@ -55,14 +55,21 @@ MUTANTS = [
     ("plain-scatter", "backward: a plain += instead of atomicAdd (a race between threads of a block)",
      "atomicAdd(ptr, value); }", "*ptr += value; }", None),
     ("fixed-no-headroom", "deterministic: e leaves no room for the H W contributions an element can sum",
-     "const int headroom = 61 - ceil_log2(plane);", "const int headroom = 61;", None),
+     "const int headroom = 61 - ceil_log2(contributions);", "const int headroom = 61;", None),
     ("fixed-one-scale", "deterministic: every image takes image 0's fixed-point scale",
      "max_bits[n])", "max_bits[0])", None),
     ("fixed-pivot-scale", "deterministic: the pivot sum is rounded at the elements' scale",
      "FixedTerm<acc_t>{scales.pivot}", "FixedTerm<acc_t>{scales.scatter}", None),
     ("fixed-no-nan", "deterministic: an image without a finite scale gets zeros, not NaN",
-     " ? from_fixed<acc_t>(fixed[image + e], scales.scatter) + share : nan;",
-     " ? from_fixed<acc_t>(fixed[image + e], scales.scatter) + share : acc_t(0);", None),
+     "!scales.finite ? nan : ", "", None),
+    ("view-rows", "views: view v of image n reads row n + v instead of n views + v",
+     "rows == 1 ? 0 : n * views + v;", "rows == 1 ? 0 : n + v;", None),
+    ("view-noise", "views: every view draws view 0's noise stream",
+     "          static_cast<uint32_t>(v));", "          0u);", None),
+    ("view-mean-order", "views: the last view overwrites the running sum instead of ending it",
+     "y[k] = static_cast<scalar_t>(total / static_cast<acc_t>(views));", "y[k] = static_cast<scalar_t>(value);", None),
+    ("view-backward-scale", "views: the backward's sum over the views is not divided by their number",
+     "image_grad[e] = (image_grad[e] + share) * inverse;", "image_grad[e] = image_grad[e] + share;", None),
     ("max-grad-last", "deterministic: each thread keeps its last abs(grad), not its largest",
      "largest = bits > largest ? bits : largest;", "largest = bits;", None),
 ]

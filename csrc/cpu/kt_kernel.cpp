@@ -122,18 +122,18 @@ struct NoiseScratch {
   std::vector<acc_t> z;
 };
 
-// The noise of the W elements k0 .. k0 + W - 1 of plane q: the normals of the groups they fall in,
+// The noise of the W elements k0 .. k0 + W - 1 of plane q and view `view`: the normals of the groups they fall in,
 // one Philox block per group (philox_normals4, in three loops: the blocks, the Box-Muller pairs,
 // the interleave); returns the address of element k0's normal.
 template <typename acc_t>
-const acc_t* row_noise(uint64_t seed, uint64_t q, int64_t k0, int64_t W, NoiseScratch<acc_t>& s) {
+const acc_t* row_noise(uint64_t seed, uint64_t q, uint32_t view, int64_t k0, int64_t W, NoiseScratch<acc_t>& s) {
   const uint32_t g0 = static_cast<uint32_t>(k0 >> 2);
   const int64_t groups = ((k0 + W - 1) >> 2) - g0 + 1, stride = s.groups;
   uint32_t* __restrict words = s.words.data();
   const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
   for (int64_t g = 0; g < groups; ++g) {
     const Philox4x32 r = philox4x32_10(Philox4x32{{g0 + static_cast<uint32_t>(g), static_cast<uint32_t>(q),
-                                                   static_cast<uint32_t>(q >> 32), 0u}},
+                                                   static_cast<uint32_t>(q >> 32), view}},
                                        key0, key1);
     for (int w = 0; w < 4; ++w) words[w * stride + g] = r.v[w];
   }
@@ -154,16 +154,18 @@ const acc_t* row_noise(uint64_t seed, uint64_t q, int64_t k0, int64_t W, NoiseSc
 // than one 512-bit vector's lanes, so the noise of a row at a time ran in scalar code.
 constexpr int64_t kNoiseRunElements = 2048;
 
-// The buffers of one forward task: a row's taps and tap sums, and the colour values of a run of
-// rows (C channels, `stride` elements apart), which get their noise together.
+// The buffers of one forward task: a row's taps and tap sums, the colour values of a run of rows
+// (C channels, `stride` elements apart), which get their noise together, and with several views
+// the running sum of the views' values.
 template <typename acc_t, typename index_t>
 struct ForwardScratch {
-  ForwardScratch(int64_t C, int64_t W, int64_t run_rows)
-      : taps(W), tap(C * W), channel_sum(W), stride(run_rows * W), value(C * stride), noise(stride) {}
+  ForwardScratch(int64_t C, int64_t W, int64_t run_rows, int64_t views)
+      : taps(W), tap(C * W), channel_sum(W), stride(run_rows * W), value(C * stride),
+        total(views > 1 ? C * stride : 0), noise(stride) {}
   RowTaps<acc_t, index_t> taps;
   std::vector<acc_t> tap, channel_sum;
   int64_t stride;
-  std::vector<acc_t> value;
+  std::vector<acc_t> value, total;
   NoiseScratch<acc_t> noise;
 };
 
@@ -202,7 +204,7 @@ void store_run(acc_t sigma, uint64_t seed, int64_t n, int64_t C, int64_t plane, 
     const acc_t* __restrict v = s.value.data() + ch * s.stride;
     scalar_t* __restrict out = dst + (n * C + ch) * plane + k0;
     if (sigma != acc_t(0)) {
-      const acc_t* __restrict z = row_noise(seed, static_cast<uint64_t>(n * C + ch), k0, count, s.noise);
+      const acc_t* __restrict z = row_noise(seed, static_cast<uint64_t>(n * C + ch), 0u, k0, count, s.noise);
       for (int64_t k = 0; k < count; ++k) out[k] = static_cast<scalar_t>(v[k] + sigma * z[k]);
     } else {
       for (int64_t k = 0; k < count; ++k) out[k] = static_cast<scalar_t>(v[k]);
@@ -210,59 +212,129 @@ void store_run(acc_t sigma, uint64_t seed, int64_t n, int64_t C, int64_t plane, 
   }
 }
 
+// total (+)= value + sigma z for one view of a run (several views): total is view 0's value, then
+// each next view's is added, in view order (the CUDA kernel adds them in the same order).
+template <typename acc_t, typename index_t>
+void add_view(acc_t sigma, uint64_t seed, int64_t n, int64_t view, int64_t C, int64_t k0, int64_t count,
+              ForwardScratch<acc_t, index_t>& s) {
+  for (int64_t ch = 0; ch < C; ++ch) {
+    acc_t* __restrict v = s.value.data() + ch * s.stride;
+    acc_t* __restrict total = s.total.data() + ch * s.stride;
+    if (sigma != acc_t(0)) {
+      const acc_t* __restrict z =
+          row_noise(seed, static_cast<uint64_t>(n * C + ch), static_cast<uint32_t>(view), k0, count, s.noise);
+      for (int64_t k = 0; k < count; ++k) v[k] = v[k] + sigma * z[k];
+    }
+    if (view == 0) {
+      std::copy(v, v + count, total);
+    } else {
+      for (int64_t k = 0; k < count; ++k) total[k] += v[k];
+    }
+  }
+}
+
+// y = total / views for `count` consecutive elements k0 ... of each plane of image n.
+template <typename scalar_t, typename acc_t, typename index_t>
+void store_mean(int64_t views, int64_t n, int64_t C, int64_t plane, int64_t k0, int64_t count,
+                const ForwardScratch<acc_t, index_t>& s, scalar_t* dst) {
+  const acc_t divisor = static_cast<acc_t>(views);
+  for (int64_t ch = 0; ch < C; ++ch) {
+    const acc_t* __restrict total = s.total.data() + ch * s.stride;
+    scalar_t* __restrict out = dst + (n * C + ch) * plane + k0;
+    for (int64_t k = 0; k < count; ++k) out[k] = static_cast<scalar_t>(total[k] / divisor);
+  }
+}
+
+// The shape of a forward or backward call: N images of C x H x W, `rows` parameter rows (1, or
+// N views: image n's view v reads row n views + v) and the padding mode.
+struct Shape {
+  int64_t N, C, H, W, rows, views;
+  int padding;
+  int64_t row(int64_t n, int64_t v) const { return rows == 1 ? 0 : n * views + v; }
+};
+
+// One run of `count` rows of image n from row i0: every view's colour values and noise, stored
+// (one view) or averaged (several).
+template <typename scalar_t, typename acc_t, typename index_t>
+void forward_run(const scalar_t* src, scalar_t* dst, const double* frows, const int64_t* irows, acc_t mean,
+                 uint64_t seed, const Shape& d, int64_t n, int64_t i0, int64_t count,
+                 ForwardScratch<acc_t, index_t>& s) {
+  const int64_t plane = d.H * d.W;
+  for (int64_t v = 0; v < d.views; ++v) {
+    const int64_t r = d.row(n, v);
+    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const ColourTerms<acc_t> terms = colour_terms(p, d.C, mean);
+    for (int64_t i = i0; i < i0 + count; ++i) {
+      colour_row<scalar_t, acc_t, index_t>(p, terms, d.padding, src + n * d.C * plane, i, d.C, d.H, d.W, s,
+                                           s.value.data() + (i - i0) * d.W);
+    }
+    if (d.views == 1) {
+      store_run<scalar_t, acc_t, index_t>(p.sigma, seed, n, d.C, plane, i0 * d.W, count * d.W, s, dst);
+    } else {
+      add_view<acc_t, index_t>(p.sigma, seed, n, v, d.C, i0 * d.W, count * d.W, s);
+    }
+  }
+  if (d.views > 1) store_mean<scalar_t, acc_t, index_t>(d.views, n, d.C, plane, i0 * d.W, count * d.W, s, dst);
+}
+
 template <typename scalar_t, typename acc_t, typename index_t>
 void forward_rows(const scalar_t* src, scalar_t* dst, const double* frows, const int64_t* irows,
-                  const acc_t* means, int64_t rows, int padding, uint64_t seed, int64_t N, int64_t C,
-                  int64_t H, int64_t W) {
-  const int64_t plane = H * W;
-  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1));
-  const int64_t run_rows = std::max<int64_t>(1, kNoiseRunElements / std::max<int64_t>(W, 1));
-  at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
-    ForwardScratch<acc_t, index_t> s(C, W, run_rows);
+                  const acc_t* means, uint64_t seed, const Shape& d) {
+  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(d.W, 1));
+  const int64_t run_rows = std::max<int64_t>(1, kNoiseRunElements / std::max<int64_t>(d.W, 1));
+  at::parallel_for(0, d.N * d.H, grain, [&](int64_t begin, int64_t end) {
+    ForwardScratch<acc_t, index_t> s(d.C, d.W, run_rows, d.views);
     for (int64_t row = begin; row < end;) {  // a run: consecutive rows of one image
-      const int64_t n = row / H, i0 = row % H;
-      const int64_t count = std::min({end - row, H - i0, run_rows});
-      const int64_t r = rows == 1 ? 0 : n;
-      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-      const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
-      for (int64_t i = i0; i < i0 + count; ++i) {
-        colour_row<scalar_t, acc_t, index_t>(p, terms, padding, src + n * C * plane, i, C, H, W, s,
-                                             s.value.data() + (i - i0) * W);
-      }
-      store_run<scalar_t, acc_t, index_t>(p.sigma, seed, n, C, plane, i0 * W, count * W, s, dst);
+      const int64_t n = row / d.H, i0 = row % d.H;
+      const int64_t count = std::min({end - row, d.H - i0, run_rows});
+      forward_run<scalar_t, acc_t, index_t>(src, dst, frows, irows, means[n], seed, d, n, i0, count, s);
       row += count;
     }
   });
 }
 
-// backward_pixel of kt_math.h for every pixel. One image per task: no races, and the task also
-// zeroes its image's gradient first and adds the contrast pivot's share last, while that image is
-// in cache (two passes over the whole gradient fewer than zeros + scatter + add).
+// backward_pixel of kt_math.h for every pixel of image n and one view: scatters into image_grad,
+// returns the view's share of the gradient through the contrast pivot.
 template <typename scalar_t, typename acc_t, typename index_t>
-void backward_images(const scalar_t* grad, acc_t* grad_x, const double* frows,
-                     const int64_t* irows, int64_t rows, int padding, int64_t N, int64_t C, int64_t H, int64_t W) {
-  const int64_t plane = H * W;
+acc_t backward_view(const scalar_t* grad, acc_t* image_grad, const SampleParams<acc_t>& p, const Shape& d,
+                    int64_t n, RowTaps<acc_t, index_t>& taps) {
+  const int64_t plane = d.H * d.W;
+  const ColourTerms<acc_t> terms = colour_terms(p, d.C, acc_t(0));  // mu only enters the forward
   auto add = [](acc_t* ptr, acc_t value) { *ptr += value; };
-  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    RowTaps<acc_t, index_t> taps(W);
+  acc_t pivot = 0;
+  for (int64_t i = 0; i < d.H; ++i) {
+    row_geometry<acc_t, index_t>(p, d.padding, static_cast<index_t>(i), static_cast<index_t>(d.H),
+                                 static_cast<index_t>(d.W), taps);
+    for (int64_t j = 0; j < d.W; ++j) {
+      pivot += backward_pixel<scalar_t, acc_t, index_t>(terms, taps.at(j), grad + n * d.C * plane + i * d.W + j,
+                                                        image_grad, static_cast<index_t>(plane), d.C, add);
+    }
+  }
+  return pivot_gradient_share(p, pivot, d.C * plane);
+}
+
+// One image per task: no races, and the task also zeroes its image's gradient first and adds the
+// contrast pivot's share (and divides by the views) last, while that image is in cache.
+template <typename scalar_t, typename acc_t, typename index_t>
+void backward_images(const scalar_t* grad, acc_t* grad_x, const double* frows, const int64_t* irows,
+                     const Shape& d) {
+  const int64_t per_image = d.C * d.H * d.W;
+  at::parallel_for(0, d.N, 1, [&](int64_t begin, int64_t end) {
+    RowTaps<acc_t, index_t> taps(d.W);
     for (int64_t n = begin; n < end; ++n) {
-      const int64_t r = rows == 1 ? 0 : n;
-      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-      const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
-      acc_t* __restrict image_grad = grad_x + n * C * plane;
-      std::fill(image_grad, image_grad + C * plane, acc_t(0));
-      acc_t pivot = 0;
-      for (int64_t i = 0; i < H; ++i) {
-        row_geometry<acc_t, index_t>(p, padding, static_cast<index_t>(i), static_cast<index_t>(H),
-                                     static_cast<index_t>(W), taps);
-        for (int64_t j = 0; j < W; ++j) {
-          pivot += backward_pixel<scalar_t, acc_t, index_t>(terms, taps.at(j), grad + n * C * plane + i * W + j,
-                                                            image_grad, static_cast<index_t>(plane), C, add);
-        }
+      acc_t* __restrict image_grad = grad_x + n * per_image;
+      std::fill(image_grad, image_grad + per_image, acc_t(0));
+      acc_t share = 0;
+      for (int64_t v = 0; v < d.views; ++v) {
+        const int64_t r = d.row(n, v);
+        const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+        share += backward_view<scalar_t, acc_t, index_t>(grad, image_grad, p, d, n, taps);
       }
-      const acc_t share = pivot_gradient_share(p, pivot, C * plane);
-      if (share != acc_t(0)) {
-        for (int64_t e = 0; e < C * plane; ++e) image_grad[e] += share;
+      if (d.views > 1) {  // y is the views' mean: every view's gradient is divided by their number
+        const acc_t inverse = acc_t(1) / static_cast<acc_t>(d.views);
+        for (int64_t e = 0; e < per_image; ++e) image_grad[e] = (image_grad[e] + share) * inverse;
+      } else if (share != acc_t(0)) {
+        for (int64_t e = 0; e < per_image; ++e) image_grad[e] += share;
       }
     }
   });
@@ -272,14 +344,15 @@ at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, co
                             const at::Tensor& fold_center, const at::Tensor& fold_phase,
                             const at::Tensor& brightness, const at::Tensor& saturation,
                             const at::Tensor& contrast, const at::Tensor& cutout,
-                            const at::Tensor& noise_std, int64_t seed, c10::string_view padding_mode) {
+                            const at::Tensor& noise_std, int64_t seed, c10::string_view padding_mode,
+                            int64_t views) {
   check_image(x_in, "x");
   const PackedParams packed = pack_params(x_in, affine, fold_k, fold_center, fold_phase, brightness,
-                                          saturation, contrast, cutout, noise_std, std::string(padding_mode));
+                                          saturation, contrast, cutout, noise_std, std::string(padding_mode), views);
   const at::Tensor x = x_in.contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
   if (x.numel() == 0) return out;
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const Shape shape{x.size(0), x.size(1), x.size(2), x.size(3), packed.rows, views, packed.padding};
   const at::Tensor means = image_means(x);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "kaleidoscope_cpu", [&] {
@@ -288,8 +361,7 @@ at::Tensor kaleidoscope_cpu(const at::Tensor& x_in, const at::Tensor& affine, co
       using index_t = decltype(index_tag);
       forward_rows<scalar_t, acc_t, index_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
                                              packed.floats.const_data_ptr<double>(), packed.ints.const_data_ptr<int64_t>(),
-                                             means.const_data_ptr<acc_t>(), packed.rows, packed.padding,
-                                             static_cast<uint64_t>(seed), N, C, H, W);
+                                             means.const_data_ptr<acc_t>(), static_cast<uint64_t>(seed), shape);
     };
     use_index32(x) ? run(int32_t{}) : run(int64_t{});
   });
@@ -301,15 +373,15 @@ at::Tensor kaleidoscope_backward_cpu(const at::Tensor& grad_in, const at::Tensor
                                      const at::Tensor& fold_phase, const at::Tensor& brightness,
                                      const at::Tensor& saturation, const at::Tensor& contrast,
                                      const at::Tensor& cutout, const at::Tensor& noise_std,
-                                     c10::string_view padding_mode) {
+                                     c10::string_view padding_mode, int64_t views) {
   check_image(grad_in, "grad");
   const PackedParams packed = pack_params(grad_in, affine, fold_k, fold_center, fold_phase, brightness,
-                                          saturation, contrast, cutout, noise_std, std::string(padding_mode));
+                                          saturation, contrast, cutout, noise_std, std::string(padding_mode), views);
   const at::Tensor grad = grad_in.contiguous();
   const auto acc_type = accumulation_type(grad.scalar_type());
   at::Tensor grad_acc = at::empty(grad.sizes(), grad.options().dtype(acc_type));  // zeroed per image
   if (grad.numel() == 0) return grad_acc.to(grad.scalar_type());
-  const int64_t N = grad.size(0), C = grad.size(1), H = grad.size(2), W = grad.size(3);
+  const Shape shape{grad.size(0), grad.size(1), grad.size(2), grad.size(3), packed.rows, views, packed.padding};
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "kaleidoscope_backward_cpu", [&] {
     using acc_t = acc_of<scalar_t>;
@@ -317,8 +389,7 @@ at::Tensor kaleidoscope_backward_cpu(const at::Tensor& grad_in, const at::Tensor
       using index_t = decltype(index_tag);
       backward_images<scalar_t, acc_t, index_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
                                                 packed.floats.const_data_ptr<double>(),
-                                                packed.ints.const_data_ptr<int64_t>(), packed.rows, packed.padding,
-                                                N, C, H, W);
+                                                packed.ints.const_data_ptr<int64_t>(), shape);
     };
     use_index32(grad) ? run(int32_t{}) : run(int64_t{});
   });

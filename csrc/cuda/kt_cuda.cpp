@@ -17,11 +17,12 @@ at::Tensor kaleidoscope_cuda(const at::Tensor& x, const at::Tensor& affine, cons
                              const at::Tensor& fold_center, const at::Tensor& fold_phase,
                              const at::Tensor& brightness, const at::Tensor& saturation,
                              const at::Tensor& contrast, const at::Tensor& cutout,
-                             const at::Tensor& noise_std, int64_t seed, c10::string_view padding_mode) {
+                             const at::Tensor& noise_std, int64_t seed, c10::string_view padding_mode,
+                             int64_t views) {
   check_image(x, "x");
   const c10::cuda::CUDAGuard guard(x.device());
   return kaleidoscope_on_stream(x, affine, fold_k, fold_center, fold_phase, brightness, saturation, contrast,
-                                cutout, noise_std, seed, std::string(padding_mode), current_stream(x));
+                                cutout, noise_std, seed, std::string(padding_mode), views, current_stream(x));
 }
 
 at::Tensor kaleidoscope_backward_cuda(const at::Tensor& grad, const at::Tensor& affine,
@@ -29,11 +30,11 @@ at::Tensor kaleidoscope_backward_cuda(const at::Tensor& grad, const at::Tensor& 
                                       const at::Tensor& fold_phase, const at::Tensor& brightness,
                                       const at::Tensor& saturation, const at::Tensor& contrast,
                                       const at::Tensor& cutout, const at::Tensor& noise_std,
-                                      c10::string_view padding_mode) {
+                                      c10::string_view padding_mode, int64_t views) {
   check_image(grad, "grad");
   const c10::cuda::CUDAGuard guard(grad.device());
   return kaleidoscope_backward_on_stream(grad, affine, fold_k, fold_center, fold_phase, brightness, saturation,
-                                         contrast, cutout, noise_std, std::string(padding_mode),
+                                         contrast, cutout, noise_std, std::string(padding_mode), views,
                                          current_stream(grad));
 }
 

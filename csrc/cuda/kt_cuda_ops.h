@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../kt_host.h"
+#include "kaleido/kt_index.h"
 #include "kt_launch.h"
 
 namespace kaleido {
@@ -19,8 +20,10 @@ inline LaunchShape launch_shape(const at::Tensor& t, const PackedParams& packed)
   LaunchShape s;
   s.N = t.size(0); s.C = t.size(1); s.H = t.size(2); s.W = t.size(3);
   s.rows = packed.rows;
+  s.views = packed.views;
   s.padding = packed.padding;
-  s.index32 = use_index32(t);
+  // The kernels also index parameter rows and per-view sums with n views + v.
+  s.index32 = use_index32(t) && t.size(0) * packed.views <= kIndex32Limit;
   return s;
 }
 
@@ -30,16 +33,20 @@ inline at::Tensor kaleidoscope_on_stream(const at::Tensor& x_in, const at::Tenso
                                          const at::Tensor& brightness, const at::Tensor& saturation,
                                          const at::Tensor& contrast, const at::Tensor& cutout,
                                          const at::Tensor& noise_std, int64_t seed, const std::string& padding_mode,
-                                         cudaStream_t stream) {
+                                         int64_t views, cudaStream_t stream) {
   const PackedParams packed = pack_params(x_in, affine, fold_k, fold_center, fold_phase, brightness,
-                                          saturation, contrast, cutout, noise_std, padding_mode);
+                                          saturation, contrast, cutout, noise_std, padding_mode, views);
   const at::Tensor x = x_in.contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
   const at::Tensor means = image_means(x);
   const LaunchShape shape = launch_shape(x, packed);
+  // With several views, each thread keeps its pixels' running sums over the views here.
+  const at::Tensor partial =
+      views > 1 ? at::empty(x.sizes(), x.options().dtype(accumulation_type(x.scalar_type()))) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "kaleidoscope_cuda", [&] {
     using acc_t = acc_of<scalar_t>;
     launch_forward<scalar_t, acc_t>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                                    views > 1 ? partial.mutable_data_ptr<acc_t>() : nullptr,
                                     packed.floats.const_data_ptr<double>(), packed.ints.const_data_ptr<int64_t>(),
                                     means.const_data_ptr<acc_t>(), static_cast<uint64_t>(seed), shape, stream);
   });
@@ -53,7 +60,7 @@ void backward_deterministic(const at::Tensor& grad, at::Tensor& grad_acc, const 
   using acc_t = acc_of<scalar_t>;
   const auto long_options = grad.options().dtype(at::kLong);
   at::Tensor fixed = at::zeros(grad.sizes(), long_options);
-  at::Tensor pivot_fixed = at::zeros({grad.size(0)}, long_options);
+  at::Tensor pivot_fixed = at::zeros({grad.size(0) * shape.views}, long_options);
   at::Tensor max_bits = at::zeros({grad.size(0)}, grad.options().dtype(sizeof(acc_t) == 8 ? at::kLong : at::kInt));
   const FixedBuffers buffers{fixed.mutable_data_ptr(), pivot_fixed.mutable_data_ptr(), max_bits.mutable_data_ptr()};
   launch_backward_deterministic<scalar_t, acc_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
@@ -68,9 +75,10 @@ inline at::Tensor kaleidoscope_backward_on_stream(const at::Tensor& grad_in, con
                                                   const at::Tensor& fold_phase, const at::Tensor& brightness,
                                                   const at::Tensor& saturation, const at::Tensor& contrast,
                                                   const at::Tensor& cutout, const at::Tensor& noise_std,
-                                                  const std::string& padding_mode, cudaStream_t stream) {
+                                                  const std::string& padding_mode, int64_t views,
+                                                  cudaStream_t stream) {
   const PackedParams packed = pack_params(grad_in, affine, fold_k, fold_center, fold_phase, brightness,
-                                          saturation, contrast, cutout, noise_std, padding_mode);
+                                          saturation, contrast, cutout, noise_std, padding_mode, views);
   const at::Tensor grad = grad_in.contiguous();
   const auto acc_options = grad.options().dtype(accumulation_type(grad.scalar_type()));
   const bool deterministic = at::globalContext().deterministicAlgorithms();
@@ -82,7 +90,7 @@ inline at::Tensor kaleidoscope_backward_on_stream(const at::Tensor& grad_in, con
       return;
     }
     using acc_t = acc_of<scalar_t>;
-    at::Tensor pivot_sums = at::zeros({grad.size(0)}, acc_options);
+    at::Tensor pivot_sums = at::zeros({grad.size(0) * views}, acc_options);
     launch_backward<scalar_t, acc_t>(grad.const_data_ptr<scalar_t>(), grad_acc.mutable_data_ptr<acc_t>(),
                                      pivot_sums.mutable_data_ptr<acc_t>(), packed.floats.const_data_ptr<double>(),
                                      packed.ints.const_data_ptr<int64_t>(), shape, stream);

@@ -39,33 +39,100 @@ static_assert(kThreads * kMaxGridX <= kIndex32Headroom, "grid stride beyond the 
 template <typename acc_t>
 constexpr int kForwardMinBlocks = sizeof(acc_t) == 8 ? 1 : 2;
 
+// Where forward_group's values go: y itself (one view), or, with several views, the running sum
+// over the views in `partial` (this thread's own pixels: no race), the last view writing their
+// mean to y. The sum runs in view order, as the CPU kernel's.
+template <typename scalar_t, typename acc_t>
+struct StoreOutput {
+  scalar_t* y;
+  __device__ __forceinline__ void operator()(int64_t k, acc_t value) const { y[k] = static_cast<scalar_t>(value); }
+};
+
+template <typename scalar_t, typename acc_t>
+struct StoreView {
+  scalar_t* y;
+  acc_t* partial;
+  int64_t view, views;
+  __device__ __forceinline__ void operator()(int64_t k, acc_t value) const {
+    if (view == 0) {
+      partial[k] = value;
+      return;
+    }
+    const acc_t total = partial[k] + value;
+    if (view + 1 < views) {
+      partial[k] = total;
+    } else {
+      y[k] = static_cast<scalar_t>(total / static_cast<acc_t>(views));
+    }
+  }
+};
+
+// The taps of a group's `lanes` pixels, from its first pixel on: they wrap to the next row at a
+// row's end.
+template <typename acc_t, typename index_t>
+__device__ __forceinline__ void group_taps(const SampleParams<acc_t>& p, index_t first, int lanes, index_t H,
+                                           index_t W, int padding, Taps<acc_t, index_t> (&taps)[4]) {
+  index_t i = first / W, j = first - i * W;
+KT_UNROLL
+  for (int l = 0; l < 4; ++l) {
+    taps[l] = l < lanes ? compute_taps<acc_t, index_t>(p, i, j, H, W, padding) : Taps<acc_t, index_t>{};
+    j += 1;
+    if (j == W) { j = 0; i += 1; }
+  }
+}
+
+// One image's groups with several views: each group's pixels run every view in turn (parameters
+// re-read per view, from the cache), summing in `partial`.
+template <typename scalar_t, typename acc_t, typename index_t>
+__device__ void forward_image_views(const scalar_t* img, scalar_t* y, acc_t* partial, const double* frows,
+                                    const int64_t* irows, acc_t mean, uint64_t seed, index_t n, index_t C,
+                                    index_t H, index_t W, index_t rows, index_t views, int padding) {
+  const index_t plane = H * W;
+  const index_t groups = (plane + 3) / 4;
+  for (index_t group = blockIdx.x * blockDim.x + threadIdx.x; group < groups; group += blockDim.x * gridDim.x) {
+    const index_t first = group * 4;
+    const int lanes = plane - first < 4 ? static_cast<int>(plane - first) : 4;
+    for (index_t v = 0; v < views; ++v) {
+      const index_t r = rows == 1 ? 0 : n * views + v;
+      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      Taps<acc_t, index_t> taps[4];
+      group_taps(p, first, lanes, H, W, padding, taps);
+      forward_group<scalar_t, acc_t, index_t>(
+          p, colour_terms(p, C, mean), taps, lanes, img, StoreView<scalar_t, acc_t>{y + first, partial + first, v, views},
+          plane, C, seed, static_cast<uint64_t>(n) * static_cast<uint64_t>(C), static_cast<uint32_t>(group),
+          static_cast<uint32_t>(v));
+    }
+  }
+}
+
 template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kThreads, kForwardMinBlocks<acc_t>)
-    forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, const double* __restrict__ frows,
-                   const int64_t* __restrict__ irows, const acc_t* __restrict__ means, uint64_t seed,
-                   index_t N, index_t C, index_t H, index_t W, index_t rows, int padding) {
+    forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ y, acc_t* __restrict__ partial,
+                   const double* __restrict__ frows, const int64_t* __restrict__ irows,
+                   const acc_t* __restrict__ means, uint64_t seed, index_t N, index_t C, index_t H, index_t W,
+                   index_t rows, index_t views, int padding) {
   const index_t plane = H * W;
   const index_t groups = (plane + 3) / 4;
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
+    const int64_t image = static_cast<int64_t>(n) * C * plane;  // can pass int32 with the int32 kernels
+    if (views > 1) {
+      forward_image_views<scalar_t, acc_t, index_t>(x + image, y + image, partial + image, frows, irows, means[n],
+                                                    seed, n, C, H, W, rows, views, padding);
+      continue;
+    }
     const index_t r = rows == 1 ? 0 : n;
     const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
     const ColourTerms<acc_t> terms = colour_terms(p, C, means[n]);
-    const int64_t image = static_cast<int64_t>(n) * C * plane;  // can pass int32 with the int32 kernels
     for (index_t group = blockIdx.x * blockDim.x + threadIdx.x; group < groups;
          group += blockDim.x * gridDim.x) {
       const index_t first = group * 4;
       const int lanes = plane - first < 4 ? static_cast<int>(plane - first) : 4;
-      index_t i = first / W, j = first - i * W;
       Taps<acc_t, index_t> taps[4];
-KT_UNROLL
-      for (int l = 0; l < 4; ++l) {
-        taps[l] = l < lanes ? compute_taps<acc_t, index_t>(p, i, j, H, W, padding) : Taps<acc_t, index_t>{};
-        j += 1;
-        if (j == W) { j = 0; i += 1; }
-      }
-      forward_group<scalar_t, acc_t, index_t>(p, terms, taps, lanes, x + image, y + image + first, plane, C, seed,
+      group_taps(p, first, lanes, H, W, padding, taps);
+      forward_group<scalar_t, acc_t, index_t>(p, terms, taps, lanes, x + image,
+                                              StoreOutput<scalar_t, acc_t>{y + image + first}, plane, C, seed,
                                               static_cast<uint64_t>(n) * static_cast<uint64_t>(C),
-                                              static_cast<uint32_t>(group));
+                                              static_cast<uint32_t>(group), 0u);
     }
   }
 }
@@ -127,18 +194,20 @@ template <typename scalar_t, typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ grad_x, acc_t* __restrict__ pivot_sums,
                     const double* __restrict__ frows, const int64_t* __restrict__ irows, index_t N, index_t C,
-                    index_t H, index_t W, index_t rows, int padding) {
+                    index_t H, index_t W, index_t rows, index_t views, int padding) {
   __shared__ acc_t warp_totals[kThreads / 32];
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
-    const index_t r = rows == 1 ? 0 : n;
-    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-    const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
     const int64_t image = static_cast<int64_t>(n) * C * H * W;
-    const acc_t pivot = scatter_image<scalar_t, acc_t, index_t>(p, terms, grad + image, grad_x + image, H, W, C,
-                                                                padding, AtomicScatter<acc_t>(), SameValue<acc_t>());
-    // One atomic per block for this image's pivot sum instead of one per pixel.
-    const acc_t total = block_sum(pivot, warp_totals);
-    if (threadIdx.x == 0 && total != acc_t(0)) atomicAdd(pivot_sums + n, total);
+    for (index_t v = 0; v < views; ++v) {  // every view scatters into the same image gradient
+      const index_t r = rows == 1 ? 0 : n * views + v;
+      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
+      const acc_t pivot = scatter_image<scalar_t, acc_t, index_t>(p, terms, grad + image, grad_x + image, H, W, C,
+                                                                  padding, AtomicScatter<acc_t>(), SameValue<acc_t>());
+      // One atomic per block for this view's pivot sum instead of one per pixel.
+      const acc_t total = block_sum(pivot, warp_totals);
+      if (threadIdx.x == 0 && total != acc_t(0)) atomicAdd(pivot_sums + n * views + v, total);
+    }
   }
 }
 
@@ -217,13 +286,30 @@ __device__ __forceinline__ int fixed_exponent(acc_t bound, int headroom) {
   return bound > acc_t(0) ? headroom - exponent_of(bound) : 0;  // a zero bound: every value is 0
 }
 
+// The largest |gain| + C |mean_gain| over the views of image n: what one pixel of any view gives an
+// element, per unit of upstream gradient.
+template <typename acc_t, typename index_t>
+__device__ __forceinline__ acc_t views_gain_bound(const double* frows, const int64_t* irows, index_t n, index_t C,
+                                                  index_t rows, index_t views) {
+  acc_t bound = 0;
+  for (index_t v = 0; v < views; ++v) {
+    const index_t r = rows == 1 ? 0 : n * views + v;
+    const ColourTerms<acc_t> terms =
+        colour_terms(load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams), C, acc_t(0));
+    const acc_t gain = kt_fabs(terms.gain) + static_cast<acc_t>(C) * kt_fabs(terms.mean_gain);
+    bound = gain > bound ? gain : bound;
+  }
+  return bound;
+}
+
+// `contributions`: the most pixels that add to one element, H W per view.
 template <typename acc_t>
-__device__ __forceinline__ FixedScales fixed_scales(const ColourTerms<acc_t>& terms, int64_t C, int64_t plane,
+__device__ __forceinline__ FixedScales fixed_scales(acc_t gain_bound, int64_t C, int64_t contributions,
                                                     bits_t<acc_t> max_bits) {
   const acc_t m = bits_value<acc_t>(max_bits);
-  const acc_t per_pixel = (kt_fabs(terms.gain) + static_cast<acc_t>(C) * kt_fabs(terms.mean_gain)) * m;
+  const acc_t per_pixel = gain_bound * m;
   const acc_t pivot_per_pixel = static_cast<acc_t>(C) * m;
-  const int headroom = 61 - ceil_log2(plane);
+  const int headroom = 61 - ceil_log2(contributions);
   FixedScales s;
   s.finite = max_bits < MagnitudeBits<acc_t>::kInf && magnitude_bits(per_pixel) < MagnitudeBits<acc_t>::kInf &&
              magnitude_bits(pivot_per_pixel) < MagnitudeBits<acc_t>::kInf;
@@ -282,23 +368,41 @@ __global__ void __launch_bounds__(kThreads)
     backward_fixed_kernel(const scalar_t* __restrict__ grad, long long* __restrict__ fixed,
                           long long* __restrict__ pivot_fixed, const bits_t<acc_t>* __restrict__ max_bits,
                           const double* __restrict__ frows, const int64_t* __restrict__ irows, index_t N,
-                          index_t C, index_t H, index_t W, index_t rows, int padding) {
+                          index_t C, index_t H, index_t W, index_t rows, index_t views, int padding) {
   __shared__ long long warp_totals[kThreads / 32];
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
-    const index_t r = rows == 1 ? 0 : n;
-    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-    const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));
-    const FixedScales scales = fixed_scales(terms, C, static_cast<int64_t>(H) * W, max_bits[n]);
+    const FixedScales scales = fixed_scales(views_gain_bound<acc_t>(frows, irows, n, C, rows, views), C,
+                                            static_cast<int64_t>(views) * H * W, max_bits[n]);
     if (!scales.finite) continue;  // the same for the whole block; pass 3 writes NaN
     const int64_t image = static_cast<int64_t>(n) * C * H * W;
-    const long long pivot = scatter_image<scalar_t, acc_t, index_t>(
-        p, terms, grad + image, fixed + image, H, W, C, padding, FixedScatter<acc_t>{scales.scatter},
-        FixedTerm<acc_t>{scales.pivot});
-    const long long total = block_sum(pivot, warp_totals);
-    if (threadIdx.x == 0 && total != 0) {
-      atomicAdd(reinterpret_cast<unsigned long long*>(pivot_fixed + n), static_cast<unsigned long long>(total));
+    for (index_t v = 0; v < views; ++v) {
+      const index_t r = rows == 1 ? 0 : n * views + v;
+      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const long long pivot = scatter_image<scalar_t, acc_t, index_t>(
+          p, colour_terms(p, C, acc_t(0)), grad + image, fixed + image, H, W, C, padding,
+          FixedScatter<acc_t>{scales.scatter}, FixedTerm<acc_t>{scales.pivot});
+      const long long total = block_sum(pivot, warp_totals);
+      if (threadIdx.x == 0 && total != 0) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(pivot_fixed + n * views + v),
+                  static_cast<unsigned long long>(total));
+      }
     }
   }
+}
+
+// The pivot share of image n summed over its views, from the fixed-point pivot sums. Not inlined:
+// its float divisions' slow path then does not make the conversion loop spill (int64 indices).
+template <typename acc_t, typename index_t>
+__device__ __noinline__ acc_t fixed_pivot_share(const long long* pivot_fixed, const double* frows,
+                                                const int64_t* irows, index_t n, index_t rows, index_t views,
+                                                int scale, int64_t per_image) {
+  acc_t share = 0;
+  for (index_t v = 0; v < views; ++v) {
+    const index_t r = rows == 1 ? 0 : n * views + v;
+    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    share += pivot_gradient_share(p, from_fixed<acc_t>(pivot_fixed[n * views + v], scale), per_image);
+  }
+  return share;
 }
 
 // Pass 3: grad_x = the fixed-point sums back in acc_t, plus the pivot share (pivot_kernel's), or
@@ -308,34 +412,47 @@ __global__ void __launch_bounds__(kThreads)
     fixed_to_grad_kernel(acc_t* __restrict__ grad_x, const long long* __restrict__ fixed,
                          const long long* __restrict__ pivot_fixed, const bits_t<acc_t>* __restrict__ max_bits,
                          const double* __restrict__ frows, const int64_t* __restrict__ irows, index_t N, index_t C,
-                         index_t plane, index_t rows) {
+                         index_t plane, index_t rows, index_t views) {
   const index_t per_image = C * plane;
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
-    const index_t r = rows == 1 ? 0 : n;
-    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-    const FixedScales scales = fixed_scales(colour_terms(p, C, acc_t(0)), C, static_cast<int64_t>(plane), max_bits[n]);
-    const acc_t share =
-        scales.finite ? pivot_gradient_share(p, from_fixed<acc_t>(pivot_fixed[n], scales.pivot), per_image) : acc_t(0);
+    const FixedScales scales = fixed_scales(views_gain_bound<acc_t>(frows, irows, n, C, rows, views), C,
+                                            static_cast<int64_t>(views) * plane, max_bits[n]);
+    const acc_t share = scales.finite ? fixed_pivot_share<acc_t, index_t>(pivot_fixed, frows, irows, n, rows, views,
+                                                                          scales.pivot, per_image)
+                                      : acc_t(0);
     const acc_t nan = bits_value<acc_t>(MagnitudeBits<acc_t>::kQuietNaN);
+    const acc_t inverse = acc_t(1) / static_cast<acc_t>(views);  // y is the views' mean
     const int64_t image = static_cast<int64_t>(n) * per_image;
     for (index_t e = blockIdx.x * blockDim.x + threadIdx.x; e < per_image; e += blockDim.x * gridDim.x) {
-      grad_x[image + e] = scales.finite ? from_fixed<acc_t>(fixed[image + e], scales.scatter) + share : nan;
+      const acc_t sum = from_fixed<acc_t>(fixed[image + e], scales.scatter) + share;
+      grad_x[image + e] = !scales.finite ? nan : views > 1 ? sum * inverse : sum;
     }
   }
 }
 
-// Adds the gradient through the contrast pivot mu (pivot_gradient_share) to every element of
-// each image, once the backward kernel has reduced the per-image sums.
+// Adds the gradient through the contrast pivot mu (pivot_gradient_share, summed over the views)
+// to every element of each image, once the backward kernel has reduced the per-view sums; with
+// several views, then divides by their number (y is their mean).
 template <typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kThreads)
     pivot_kernel(acc_t* __restrict grad_x, const acc_t* __restrict pivot_sums, const double* __restrict frows,
-                 const int64_t* __restrict irows, index_t N, index_t per_image, index_t rows) {
+                 const int64_t* __restrict irows, index_t N, index_t per_image, index_t rows, index_t views) {
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
-    const index_t r = rows == 1 ? 0 : n;
-    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
-    const acc_t share = pivot_gradient_share(p, pivot_sums[n], static_cast<int64_t>(per_image));
-    if (share == acc_t(0)) continue;  // the same for the whole block
+    acc_t share = 0;
+    for (index_t v = 0; v < views; ++v) {
+      const index_t r = rows == 1 ? 0 : n * views + v;
+      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      share += pivot_gradient_share(p, pivot_sums[n * views + v], static_cast<int64_t>(per_image));
+    }
     acc_t* image_grad = grad_x + static_cast<int64_t>(n) * per_image;
+    if (views > 1) {  // times 1 / views, as the CPU kernel (a division per element would spill)
+      const acc_t inverse = acc_t(1) / static_cast<acc_t>(views);
+      for (index_t e = blockIdx.x * blockDim.x + threadIdx.x; e < per_image; e += blockDim.x * gridDim.x) {
+        image_grad[e] = (image_grad[e] + share) * inverse;
+      }
+      continue;
+    }
+    if (share == acc_t(0)) continue;  // the same for the whole block
     for (index_t e = blockIdx.x * blockDim.x + threadIdx.x; e < per_image; e += blockDim.x * gridDim.x) {
       image_grad[e] += share;
     }
@@ -368,31 +485,33 @@ void launch_backward_fixed(const scalar_t* grad, acc_t* grad_x, const FixedBuffe
   auto* max_bits = static_cast<bits_t<acc_t>*>(buffers.max_bits);
   const auto N = static_cast<index_t>(s.N), C = static_cast<index_t>(s.C);
   const auto H = static_cast<index_t>(s.H), W = static_cast<index_t>(s.W), rows = static_cast<index_t>(s.rows);
+  const auto views = static_cast<index_t>(s.views);
   const dim3 whole_images = image_grid(s);
   max_grad_kernel<scalar_t, acc_t, index_t><<<whole_images, kThreads, 0, stream>>>(grad, max_bits, N, C * H * W);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   backward_fixed_kernel<scalar_t, acc_t, index_t><<<grid_for(s), kThreads, 0, stream>>>(
-      grad, fixed, pivot_fixed, max_bits, frows, irows, N, C, H, W, rows, s.padding);
+      grad, fixed, pivot_fixed, max_bits, frows, irows, N, C, H, W, rows, views, s.padding);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   fixed_to_grad_kernel<acc_t, index_t><<<whole_images, kThreads, 0, stream>>>(grad_x, fixed, pivot_fixed, max_bits,
-                                                                             frows, irows, N, C, H * W, rows);
+                                                                             frows, irows, N, C, H * W, rows, views);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace
 
 template <typename scalar_t, typename acc_t>
-void launch_forward(const scalar_t* x, scalar_t* y, const double* frows, const int64_t* irows,
+void launch_forward(const scalar_t* x, scalar_t* y, acc_t* partial, const double* frows, const int64_t* irows,
                     const acc_t* means, uint64_t seed, const LaunchShape& s, cudaStream_t stream) {
   if (s.N * s.C * s.H * s.W == 0) return;
   const dim3 grid = grid_for(s, 4);
   if (s.index32) {
     forward_kernel<scalar_t, acc_t, int32_t><<<grid, kThreads, 0, stream>>>(
-        x, y, frows, irows, means, seed, static_cast<int32_t>(s.N), static_cast<int32_t>(s.C),
-        static_cast<int32_t>(s.H), static_cast<int32_t>(s.W), static_cast<int32_t>(s.rows), s.padding);
+        x, y, partial, frows, irows, means, seed, static_cast<int32_t>(s.N), static_cast<int32_t>(s.C),
+        static_cast<int32_t>(s.H), static_cast<int32_t>(s.W), static_cast<int32_t>(s.rows),
+        static_cast<int32_t>(s.views), s.padding);
   } else {
     forward_kernel<scalar_t, acc_t, int64_t><<<grid, kThreads, 0, stream>>>(
-        x, y, frows, irows, means, seed, s.N, s.C, s.H, s.W, s.rows, s.padding);
+        x, y, partial, frows, irows, means, seed, s.N, s.C, s.H, s.W, s.rows, s.views, s.padding);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -405,10 +524,11 @@ void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, con
   if (s.index32) {
     backward_kernel<scalar_t, acc_t, int32_t><<<grid, kThreads, 0, stream>>>(
         grad, grad_x, pivot_sums, frows, irows, static_cast<int32_t>(s.N), static_cast<int32_t>(s.C),
-        static_cast<int32_t>(s.H), static_cast<int32_t>(s.W), static_cast<int32_t>(s.rows), s.padding);
+        static_cast<int32_t>(s.H), static_cast<int32_t>(s.W), static_cast<int32_t>(s.rows),
+        static_cast<int32_t>(s.views), s.padding);
   } else {
     backward_kernel<scalar_t, acc_t, int64_t><<<grid, kThreads, 0, stream>>>(
-        grad, grad_x, pivot_sums, frows, irows, s.N, s.C, s.H, s.W, s.rows, s.padding);
+        grad, grad_x, pivot_sums, frows, irows, s.N, s.C, s.H, s.W, s.rows, s.views, s.padding);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const int64_t per_image = s.C * s.H * s.W;
@@ -416,10 +536,10 @@ void launch_backward(const scalar_t* grad, acc_t* grad_x, acc_t* pivot_sums, con
   if (s.index32) {
     pivot_kernel<acc_t, int32_t><<<pivot_grid, kThreads, 0, stream>>>(
         grad_x, pivot_sums, frows, irows, static_cast<int32_t>(s.N), static_cast<int32_t>(per_image),
-        static_cast<int32_t>(s.rows));
+        static_cast<int32_t>(s.rows), static_cast<int32_t>(s.views));
   } else {
     pivot_kernel<acc_t, int64_t><<<pivot_grid, kThreads, 0, stream>>>(grad_x, pivot_sums, frows, irows, s.N,
-                                                                       per_image, s.rows);
+                                                                       per_image, s.rows, s.views);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -437,8 +557,9 @@ void launch_backward_deterministic(const scalar_t* grad, acc_t* grad_x, const Fi
 }
 
 #define KALEIDO_INSTANTIATE(scalar_t, acc_t)                                                             \
-  template void launch_forward<scalar_t, acc_t>(const scalar_t*, scalar_t*, const double*, const int64_t*, \
-                                                const acc_t*, uint64_t, const LaunchShape&, cudaStream_t); \
+  template void launch_forward<scalar_t, acc_t>(const scalar_t*, scalar_t*, acc_t*, const double*,      \
+                                                const int64_t*, const acc_t*, uint64_t, const LaunchShape&, \
+                                                cudaStream_t);                                             \
   template void launch_backward<scalar_t, acc_t>(const scalar_t*, acc_t*, acc_t*, const double*,         \
                                                  const int64_t*, const LaunchShape&, cudaStream_t);         \
   template void launch_backward_deterministic<scalar_t, acc_t>(const scalar_t*, acc_t*, const FixedBuffers&,  \

@@ -50,10 +50,10 @@ class EmulatedCuda:
         self.module.set_grid_limits(0, 0)
 
     def forward(self, x, p):
-        return self.module.forward(x, *p.tensors(), _signed_seed(p.seed), p.padding_mode)
+        return self.module.forward(x, *p.tensors(), _signed_seed(p.seed), p.padding_mode, p.views)
 
     def backward(self, grad, p):
-        return self.module.backward(grad, *p.tensors(), p.padding_mode)
+        return self.module.backward(grad, *p.tensors(), p.padding_mode, p.views)
 
 
 class RealCuda:
@@ -71,10 +71,12 @@ class RealCuda:
 
     def forward(self, x, p):
         q = p.to("cuda")
-        return torch.ops.kaleido_cuda.kaleidoscope(x.cuda(), *q.tensors(), _signed_seed(q.seed), q.padding_mode).cpu()
+        return torch.ops.kaleido_cuda.kaleidoscope(x.cuda(), *q.tensors(), _signed_seed(q.seed), q.padding_mode,
+                                                   q.views).cpu()
 
     def backward(self, grad, p):
-        return torch.ops.kaleido_cuda.kaleidoscope_backward(grad.cuda(), *p.to("cuda").tensors(), p.padding_mode).cpu()
+        return torch.ops.kaleido_cuda.kaleidoscope_backward(grad.cuda(), *p.to("cuda").tensors(), p.padding_mode,
+                                                            p.views).cpu()
 
 
 @pytest.fixture(params=["emulated", "emulated-small-grid", pytest.param("cuda", marks=pytest.mark.cuda)], scope="module")
@@ -92,11 +94,11 @@ def backend(request):
 
 
 def cpu_forward(x, p):
-    return torch.ops.kaleido_cuda.kaleidoscope(x, *p.tensors(), _signed_seed(p.seed), p.padding_mode)
+    return torch.ops.kaleido_cuda.kaleidoscope(x, *p.tensors(), _signed_seed(p.seed), p.padding_mode, p.views)
 
 
 def cpu_backward(grad, p):
-    return torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *p.tensors(), p.padding_mode)
+    return torch.ops.kaleido_cuda.kaleidoscope_backward(grad, *p.tensors(), p.padding_mode, p.views)
 
 
 def assert_agrees(got, want, dtype):

@@ -113,12 +113,12 @@ KT_HD void box_muller_pair(uint32_t r_radius, uint32_t r_angle, acc_t* z_cos, ac
 }
 
 template <typename acc_t>
-KT_HD Normals4<acc_t> philox_normals4(uint64_t seed, uint32_t group, uint64_t plane) {
+KT_HD Normals4<acc_t> philox_normals4(uint64_t seed, uint32_t group, uint64_t plane, uint32_t view = 0) {
   Philox4x32 ctr;
   ctr.v[0] = group;
   ctr.v[1] = static_cast<uint32_t>(plane);
   ctr.v[2] = static_cast<uint32_t>(plane >> 32);
-  ctr.v[3] = 0u;
+  ctr.v[3] = view;  // the view of an averaged KT image (KTParams.views); 0 for a single view
   const Philox4x32 r = philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
   Normals4<acc_t> out;
   box_muller_pair<acc_t>(r.v[0], r.v[1], &out.z[0], &out.z[1]);
@@ -341,14 +341,15 @@ KT_HD acc_t tap_gradient(const ColourTerms<acc_t>& terms, acc_t g, acc_t g_chann
   return terms.gain * g + terms.mean_gain * g_channel_sum;
 }
 
-// Chain steps 5-7 for the `lanes` (1 to 4) output pixels of one noise group, all channels:
-// taps[l] are those of pixel 4 group + l of the plane, `img` points at x[n, 0, 0, 0] and `out` at
-// y[n, 0] + 4 group; channels are `plane` elements apart, and channel ch's noise comes from plane
-// plane0 + ch (plane0 = n C): one Philox block per channel for the four pixels.
-template <typename scalar_t, typename acc_t, typename index_t>
+// Chain steps 5-7 for the `lanes` (1 to 4) output pixels of one noise group, all channels, of one
+// view: taps[l] are those of pixel 4 group + l of the plane, `img` points at x[n, 0, 0, 0];
+// channels are `plane` elements apart, and channel ch's noise comes from plane plane0 + ch
+// (plane0 = n C) and view `view`: one Philox block per channel for the four pixels. Each value
+// goes to store(ch * plane + l, value), relative to y[n, 0] + 4 group.
+template <typename scalar_t, typename acc_t, typename index_t, typename Store>
 KT_HD void forward_group(const SampleParams<acc_t>& p, const ColourTerms<acc_t>& terms,
-                         const Taps<acc_t, index_t> (&taps)[4], int lanes, const scalar_t* img, scalar_t* out,
-                         index_t plane, int64_t C, uint64_t seed, uint64_t plane0, uint32_t group) {
+                         const Taps<acc_t, index_t> (&taps)[4], int lanes, const scalar_t* img, Store store,
+                         index_t plane, int64_t C, uint64_t seed, uint64_t plane0, uint32_t group, uint32_t view) {
   const acc_t zero = static_cast<acc_t>(0);
   acc_t channel_sum[4] = {zero, zero, zero, zero};
   if (terms.mean_gain != zero) {
@@ -361,14 +362,14 @@ KT_UNROLL
   }
   for (int64_t ch = 0; ch < C; ++ch) {
     Normals4<acc_t> noise = {{zero, zero, zero, zero}};
-    if (p.sigma != zero) noise = philox_normals4<acc_t>(seed, group, plane0 + static_cast<uint64_t>(ch));
+    if (p.sigma != zero) noise = philox_normals4<acc_t>(seed, group, plane0 + static_cast<uint64_t>(ch), view);
 KT_UNROLL
     for (int l = 0; l < 4; ++l) {
       if (l >= lanes) continue;
       const acc_t tap = tap_sum(taps[l], img + ch * static_cast<int64_t>(plane));
       acc_t value = colour_value(terms, tap, channel_sum[l], taps[l].weight_sum);
       if (p.sigma != zero) value += p.sigma * noise.z[l];
-      out[ch * static_cast<int64_t>(plane) + l] = static_cast<scalar_t>(value);
+      store(ch * static_cast<int64_t>(plane) + l, value);
     }
   }
 }

@@ -65,6 +65,7 @@ typedef struct CUstream_st* cudaStream_t;
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
+#define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 
 // The built-in variables: one copy per emulated thread.
