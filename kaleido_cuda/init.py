@@ -49,9 +49,12 @@ def initial_indices(labels: torch.Tensor, ipc: int, method: str, num_classes: in
 
 
 def initialize(images: torch.Tensor, labels: torch.Tensor, ipc: int, method: str = "kt", strength: float = 1.0,
-               seed: int = 0, selection: str = "random", num_classes: int = None) -> Tuple[torch.Tensor, torch.Tensor]:
+               seed: int = 0, selection: str = "random", num_classes: int = None,
+               views: int = 1, families=None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Initial synthetic images (ipc per class, class-major order) and their labels, on images'
-    device. images: normalised (N, C, H, W) training images; labels: (N,) int64."""
+    device. images: normalised (N, C, H, W) training images; labels: (N,) int64. views: for 'kt',
+    how many independent KT views of each selected image are averaged (the paper recommends 3);
+    families: for 'kt', the preset's families that are on (presets.KT_FAMILIES, default all)."""
     if method not in METHODS:
         raise ValueError(f"initialize: unknown method {method!r}; choose one of {METHODS}")
     if selection not in SELECTIONS:
@@ -70,6 +73,8 @@ def initialize(images: torch.Tensor, labels: torch.Tensor, ipc: int, method: str
     chosen = images[select_real(labels, ipc, num_classes, seed).to(images.device)].clone()
     if method == "real":
         return chosen, syn_labels
-    params = sample_params(len(chosen), "kt", size=tuple(images.shape[-2:]), seed=seed, strength=strength)
+    extra = {} if families is None else {"families": families}
+    params = sample_params(len(chosen), "kt", size=tuple(images.shape[-2:]), seed=seed, strength=strength,
+                           views=views, **extra)
     with torch.no_grad():
         return kaleidoscope(chosen, params.to(images.device)), syn_labels

@@ -13,7 +13,13 @@ from .dsa import sampling as dsa_sampling
 from .dsa.sampling import DEFAULT_STRATEGY, DSA_RATIOS, check_ratios, homogeneous, uniform
 from .params import PADDING_MODES, KTParams
 
+# The KT preset's families, each switchable for ablations (sample_params' `families`): the
+# geometric warp (rotation, scale, shear, flips, translation), the mirror fold, colour
+# (brightness, saturation, contrast) and Gaussian noise.
+KT_FAMILIES = ("warp", "fold", "colour", "noise")
+
 KT_DEFAULTS = dict(
+    families=KT_FAMILIES,    # which families are on; the others are drawn, then set to identity
     rotate=180.0,            # degrees, U(-r, r)
     scale=(0.7, 1.4),        # log-uniform isotropic scale
     shear=15.0,              # degrees, U(-s, s)
@@ -115,6 +121,16 @@ def _sample_kt(n, h, w, g, strength, device, opts) -> KTParams:
     cy = torch.randint(0, h, (n,), generator=g)
     cx = torch.randint(0, w, (n,), generator=g)
     cutout = torch.stack([cy - side_h // 2, cx - side_w // 2, cy - side_h // 2 + side_h, cx - side_w // 2 + side_w], -1)
+    # A family that is off is drawn all the same (so the others' draws do not move), then undone.
+    on = set(opts["families"])
+    if "warp" not in on:
+        linear, shift = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1), torch.zeros(n, 2, dtype=torch.float64)
+    if "fold" not in on:
+        fold_k = torch.zeros_like(fold_k)
+    if "colour" not in on:
+        bright, sat, con = torch.zeros_like(bright), torch.ones_like(sat), torch.ones_like(con)
+    if "noise" not in on:
+        noise = torch.zeros_like(noise)
     return _finish(n, homogeneous(linear, shift), device=device, fold_k=fold_k, fold_center=centre,
                    fold_phase=phase, brightness=bright, saturation=sat, contrast=con, cutout=cutout,
                    noise_std=noise, seed=_noise_seed(g), padding_mode=opts["padding_mode"])
@@ -129,13 +145,27 @@ def _sample_dsa(n, h, w, g, device, opts) -> KTParams:
     return p.to(device) if device is not None else p
 
 
+def check_families(families) -> tuple:
+    """The KT families named in `families` (a sequence of KT_FAMILIES' names, or a comma-separated
+    string), in KT_FAMILIES' order; a ValueError names any unknown one."""
+    names = families.split(",") if isinstance(families, str) else list(families)
+    names = [f.strip() for f in names if f.strip()]
+    unknown = sorted(set(names) - set(KT_FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown KT famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+                         f"choose from {', '.join(KT_FAMILIES)}")
+    return tuple(f for f in KT_FAMILIES if f in names)
+
+
 def sample_params(n: int, preset: str = "kt", *, size: Size, seed: Optional[int] = None,
                   generator: Optional[torch.Generator] = None, strength: float = 1.0,
-                  device=None, **overrides) -> KTParams:
+                  views: int = 1, device=None, **overrides) -> KTParams:
     """Draws KTParams for a batch of n images of the given size.
 
     preset 'kt': strong perturbation for private initialisation; `strength` in [0, 1] scales every
-    range (0 = identity). Overrides: the keys of KT_DEFAULTS.
+    range (0 = identity); `views` = V draws n V independent rows, and the op then averages each
+    image's V views (the paper's aggregated KT; V = 1 draws exactly what it always did). Overrides:
+    the keys of KT_DEFAULTS.
     preset 'dsa': DSA's ParamDiffAug; overrides: the keys of DSA_DEFAULTS (aug_mode 'S' or 'M',
     siamese=True for one parameter set shared by the batch, ...).
     The same seed (or generator state) gives the same parameters.
@@ -145,6 +175,10 @@ def sample_params(n: int, preset: str = "kt", *, size: Size, seed: Optional[int]
     h, w = _size(size)
     if not 0.0 <= float(strength) <= 1.0:
         raise ValueError(f"sample_params: strength must be in [0, 1], got {strength}")
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise ValueError(f"sample_params: views must be an int >= 1, got {views!r}")
+    if views != 1 and preset != "kt":
+        raise ValueError("sample_params: views applies to the 'kt' preset only")
     defaults = {"kt": KT_DEFAULTS, "dsa": DSA_DEFAULTS}.get(preset)
     if defaults is None:
         raise ValueError(f"sample_params: unknown preset {preset!r}; use 'kt' or 'dsa'")
@@ -157,7 +191,10 @@ def sample_params(n: int, preset: str = "kt", *, size: Size, seed: Optional[int]
     if preset == "kt":
         if opts["padding_mode"] not in PADDING_MODES:
             raise ValueError(f"sample_params: padding_mode must be one of {PADDING_MODES}")
-        return _sample_kt(n, h, w, g, strength, device, opts)
+        opts["families"] = check_families(opts["families"])
+        p = _sample_kt(n * views, h, w, g, strength, device, opts)
+        p.views = views
+        return p
     if float(strength) != 1.0:
         raise ValueError("sample_params: strength applies to the 'kt' preset only; DSA has its own ratios")
     return _sample_dsa(n, h, w, g, device, opts)

@@ -269,6 +269,44 @@ def test_cli_distill_with_dc(tmp_path):
     assert m["timing"]["iterations"] == 1 and json.load(open(os.path.join(out, "config.json")))["method"] == "dc"
 
 
+def test_cli_distill_kt_views_initialises_from_averaged_views_and_records_them(tmp_path):
+    out = str(tmp_path / "views")
+    args = ["distill", "--ipc", "1", "--kt-views", "3", "--iterations", "0", "--eval-epochs", "1", "--eval-runs", "1",
+            "--no-baselines", "--out", out, "--quiet"]
+    assert cli.main(args) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["kt_views"] == 3
+    ds = load_dataset("digits")
+    want, _ = initialize(ds.train_images, ds.train_labels, 1, "kt", seed=0, num_classes=10, views=3)
+    single, _ = initialize(ds.train_images, ds.train_labels, 1, "kt", seed=0, num_classes=10)
+    got = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)["images"]
+    torch.testing.assert_close(got, want)  # no iterations: the set is its initialisation
+    assert float((got - single).abs().max()) > 0.1
+    # A run folder written before the option existed (config.json without it) still resumes.
+    config = json.load(open(os.path.join(out, "config.json")))
+    config["kt_views"] = 1
+    del config["kt_views"]
+    json.dump(config, open(os.path.join(out, "config.json"), "w"))
+    resumed = ["distill", "--ipc", "1", "--iterations", "0", "--eval-epochs", "1", "--eval-runs", "1",
+               "--no-baselines", "--out", out, "--quiet", "--resume"]
+    assert cli.main(resumed) == 0
+    assert cli.main(args[:-1] + ["--quiet", "--kt-views", "0"]) == 2
+    assert cli.main(args[:-1] + ["--quiet", "--kt-families", "warp,blur"]) == 2
+
+
+def test_cli_distill_kt_families_are_recorded_and_used(tmp_path):
+    out = str(tmp_path / "families")
+    args = ["distill", "--ipc", "1", "--kt-families", "noise", "--iterations", "0", "--eval-epochs", "1",
+            "--eval-runs", "1", "--no-baselines", "--out", out, "--quiet"]
+    assert cli.main(args) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["kt_families"] == "noise"
+    ds = load_dataset("digits")
+    want, _ = initialize(ds.train_images, ds.train_labels, 1, "kt", seed=0, num_classes=10, families="noise")
+    got = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)["images"]
+    torch.testing.assert_close(got, want)
+    real, _ = initialize(ds.train_images, ds.train_labels, 1, "real", seed=0, num_classes=10)
+    assert 0 < float((got - real).abs().mean()) < 0.5  # noise on the real images, no warp or fold
+
+
 def test_cli_distill_writes_every_output_and_eval_rereads_it(tmp_path, capsys):
     out = str(tmp_path / "run")
     args = ["distill", "--dataset", "digits", "--ipc", "1", "--iterations", "2", "--batch-real", "8",

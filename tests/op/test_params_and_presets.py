@@ -90,7 +90,34 @@ def test_dsa_crop_is_an_integer_translation_with_zero_fill():
         torch.testing.assert_close(y[n, 0], shifted, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("bad", [dict(preset="nope"), dict(strength=2.0), dict(rotatee=3.0), dict(size=0)])
+def test_kt_views_draw_independent_rows_and_one_view_draws_what_it_always_did():
+    one = kc.sample_params(4, "kt", size=16, seed=5)
+    same = kc.sample_params(4, "kt", size=16, seed=5, views=1)
+    three = kc.sample_params(4, "kt", size=16, seed=5, views=3)
+    assert all(torch.equal(getattr(one, k), getattr(same, k)) for k in kc.params.TENSOR_FIELDS) and one.seed == same.seed
+    assert one.views == 1 and three.views == 3 and three.affine.shape == (12, 2, 3)
+    assert len({tuple(r.flatten().tolist()) for r in three.affine}) == 12  # every view its own draw
+    y = kc.kaleidoscope(torch.rand(4, 3, 16, 16), three)
+    assert y.shape == (4, 3, 16, 16)
+
+
+def test_kt_families_switch_off_alone_and_leave_the_others_draws_unchanged():
+    every = kc.sample_params(6, "kt", size=16, seed=8)
+    no_fold = kc.sample_params(6, "kt", size=16, seed=8, families="warp,colour,noise")
+    only_noise = kc.sample_params(6, "kt", size=16, seed=8, families=("noise",))
+    assert int(no_fold.fold_k.abs().sum()) == 0 and int(every.fold_k.abs().sum()) > 0
+    for k in ("affine", "brightness", "saturation", "contrast", "noise_std"):
+        assert torch.equal(getattr(no_fold, k), getattr(every, k)), k
+    identity = kc.KTParams.identity(6)
+    for k in ("affine", "fold_k", "brightness", "saturation", "contrast"):
+        assert torch.equal(getattr(only_noise, k), getattr(identity, k).to(getattr(only_noise, k).dtype)), k
+    assert torch.equal(only_noise.noise_std, every.noise_std)
+    with pytest.raises(ValueError, match="unknown KT family blur; choose from warp, fold, colour, noise"):
+        kc.sample_params(2, "kt", size=8, families="warp,blur")
+
+
+@pytest.mark.parametrize("bad", [dict(preset="nope"), dict(strength=2.0), dict(rotatee=3.0), dict(size=0),
+                                 dict(views=0), dict(views=2.0), dict(preset="dsa", views=2)])
 def test_sampler_rejects_bad_arguments(bad):
     kwargs = dict(preset="kt", size=8)
     kwargs.update(bad)

@@ -24,6 +24,10 @@ def _add_run_options(p) -> None:
     p.add_argument("--init", default=default(RunConfig, "init"), help=one_of(INITS[::-1], default(RunConfig, "init")))
     p.add_argument("--strength", type=float, default=default(RunConfig, "strength"),
                    help=f"KT strength in [0, 1] (default {shown(default(RunConfig, 'strength'))})")
+    p.add_argument("--kt-views", type=int, default=default(RunConfig, "kt_views"),
+                   help="KT views averaged per initial image; the paper uses 3 (default %(default)s)")
+    p.add_argument("--kt-families", default=default(RunConfig, "kt_families"),
+                   help="the KT families that are on, comma-separated, for ablations (default %(default)s)")
     p.add_argument("--iterations", type=int, default=default(LoopOptions, "iterations"),
                    help="distillation iterations (default %(default)s)")
     p.add_argument("--batch-real", type=int, default=default(DMConfig, "batch_real"),
@@ -90,7 +94,7 @@ def run_config(args) -> RunConfig:
                   dp_clip=args.dp_clip, dp_sample_rate=args.dp_sample_rate, dp_accountant=args.dp_accountant,
                   dp_public_init=args.dp_public_init)
     return RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
-                     strength=args.strength, seed=args.seed, device=args.device, dm=dm,
+                     strength=args.strength, kt_views=args.kt_views, kt_families=args.kt_families, seed=args.seed, device=args.device, dm=dm,
                      dc=DCConfig(**loop, batch_real=args.batch_real), mtt=mtt,
                      eval=eval_config(args, "eager" if args.augment == "eager" else "fused"),
                      full_epochs=args.full_epochs, baselines=not args.no_baselines)

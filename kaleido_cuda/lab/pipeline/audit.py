@@ -51,7 +51,12 @@ def _canaries(cfg: RunConfig, saved: dict, ds) -> Tuple[list, str]:
 def _shadow_record(cfg: RunConfig, shadow_cfg: ShadowConfig, pool_size: int) -> dict:
     # The number of shadows is left out: shadow s is the same whatever K, so K may grow.
     shadow = {k: v for k, v in asdict(shadow_cfg).items() if k != "shadows"}
-    return {"run": {k: v for k, v in asdict(cfg).items() if k not in ("device", "baselines", "full_epochs")},
+    # kt_views and kt_families at their defaults (the single chain, every family) are left out too,
+    # so shadows cached before those options existed stay valid.
+    defaults = asdict(RunConfig())
+    run = {k: v for k, v in asdict(cfg).items() if k not in ("device", "baselines", "full_epochs")
+           and not (k in ("kt_views", "kt_families") and v == defaults[k])}
+    return {"run": run,
             "shadow": shadow, "pool": pool_size, "statistic": STATISTIC}
 
 
@@ -74,7 +79,7 @@ def shadow_statistics(out: str, cfg: RunConfig, pool_images: torch.Tensor, pool_
 
     def pipeline(s: int, x: torch.Tensor, y: torch.Tensor, checkpoint: str) -> torch.nn.Module:
         syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed + s,
-                                     num_classes=num_classes)
+                                     num_classes=num_classes, views=cfg.kt_views, families=cfg.kt_families)
         images, _ = LOOPS[cfg.method](syn, syn_labels, x, y, num_classes, loop_cfg, checkpoint=checkpoint,
                                       resume=True, progress=bars)
         return train_model(images.detach(), syn_labels, num_classes, eval_cfg, seed=cfg.seed + 7919 * (s + 1))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ...init import METHODS as INITS
+from ...presets import KT_FAMILIES, check_families
 from ..distill import CONFIGS, METHODS, DCConfig, DMConfig, MTTConfig
 from ..distill.buffer import missing_buffer_error
 from ..files.layout import BufferFolder
@@ -24,6 +25,8 @@ class RunConfig:
     ipc: int = 10
     init: str = "kt"
     strength: float = 1.0
+    kt_views: int = 1   # KT views averaged per initial image (init 'kt')
+    kt_families: str = ",".join(KT_FAMILIES)  # the KT preset's families that are on (init 'kt')
     seed: int = 0
     device: str = "cpu"
     dm: DMConfig = field(default_factory=DMConfig)     # used when method == 'dm'
@@ -40,6 +43,9 @@ class RunConfig:
             raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         if not isinstance(self.ipc, int) or self.ipc < 1:
             raise ValueError(f"ipc must be a positive int, got {self.ipc!r}")
+        if not isinstance(self.kt_views, int) or self.kt_views < 1:
+            raise ValueError(f"kt-views must be a positive int, got {self.kt_views!r}")
+        check_families(self.kt_families)
         if self.loop().iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
             raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
         self.check_dp()

@@ -28,6 +28,7 @@ def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World)
     check_same_options(world, {"config": asdict(cfg), "out": os.path.abspath(folder.root), "resume": resume})
     saved = folder.saved_config() if resume else None
     if saved is not None:
+        saved = json.loads(json.dumps(asdict(RunConfig.from_dict(saved))))  # options added since: defaults
         mine = json.loads(json.dumps(asdict(cfg)))
         for d in (saved, mine):
             for method in METHODS:
@@ -92,7 +93,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     device = torch.device(cfg.device)
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
     syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed,
-                                 num_classes=ds.num_classes)
+                                 num_classes=ds.num_classes, views=cfg.kt_views, families=cfg.kt_families)
     if world.main:
         save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("init"))
     start = time.perf_counter()
