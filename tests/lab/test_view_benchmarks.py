@@ -1,0 +1,46 @@
+"""The views benchmarks run end to end: benchmarks/bench_views.py at a tiny size, and
+benchmarks/kt_frontier.py's plan (priority order) and per-point summary."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+def test_bench_views_tiny_writes_its_results(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_views.py"), "--tiny",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.load(open(tmp_path / "bench_views_cpu.json"))
+    (row,) = result["rows"]
+    assert row["views"] == 3 and len(row["fwd_bwd_ms"]) == 3 and all(t > 0 for t in row["fwd_bwd_ms"].values())
+    assert "| (4, 3, 8, 8) | 3 |" in (tmp_path / "bench_views_cpu.md").read_text()
+
+
+def test_kt_frontier_plan_puts_every_points_first_seed_first():
+    import kt_frontier
+
+    order = kt_frontier.plan([0, 1, 2])
+    points = list(kt_frontier.POINTS)
+    assert order[:len(points)] == [(p, 0) for p in points]
+    assert len(order) == 3 * len(points) + len(kt_frontier.ABLATION) == 22
+    assert order[-len(kt_frontier.ABLATION):] == [(a, 0) for a in kt_frontier.ABLATION]
+
+
+def test_kt_frontier_summary_averages_seeds():
+    import kt_frontier
+
+    rows = [dict(name="kt_v3", accuracy=0.90, nn_ssim=0.5, canary_auc_max=0.5, heldout_nn_ssim=0.85),
+            dict(name="kt_v3", accuracy=0.92, nn_ssim=0.7, canary_auc_max=0.6, heldout_nn_ssim=0.85),
+            dict(name="noise", accuracy=0.80, nn_ssim=0.1, canary_auc_max=None, heldout_nn_ssim=0.85)]
+    kt, noise = kt_frontier.summary(rows)
+    assert kt["seeds"] == 2 and kt["accuracy_mean"] == pytest.approx(91.0) and kt["nn_ssim"] == pytest.approx(0.6)
+    assert kt["accuracy_std"] == pytest.approx(1.4142, abs=1e-3) and kt["canary_auc_max"] == pytest.approx(0.55)
+    assert noise["canary_auc_max"] is None and noise["accuracy_std"] == 0.0
+    assert "| noise | 1 | 80.0 +- 0.0 | 0.100 | - |" in kt_frontier.markdown(
+        {"machine": {"commit": "x", "torch": "t", "cpu": "c", "torch_threads": 2, "date": "d"}, "command": "c",
+         "iterations": 1, "eval_epochs": 1, "summary": [kt, noise]})
