@@ -15,7 +15,7 @@ fi
 # shellcheck disable=SC2086
 python -m pip install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 python -m pip install -q numpy pytest hypothesis scikit-learn scikit-image matplotlib tqdm setuptools wheel ninja \
-  dp-accounting opacus
+  dp-accounting opacus lpips
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-2}
 start=$(date +%s)

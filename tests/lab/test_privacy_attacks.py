@@ -299,3 +299,57 @@ def test_full_training_set_reference_audits_models_trained_on_every_member(tmp_p
     with pytest.raises(ValueError, match="data attacks do not apply"):
         audit_full_training_set(str(tmp_path / "x"), "digits", AuditConfig(attacks=("data",)), progress=False)
     assert not os.path.exists(tmp_path / "x")
+
+
+# --- min-LPIPS (the paper's visual-privacy metric) --------------------------------------------------
+
+def _alexnet_weights(path):
+    """A randomly initialised torchvision AlexNet saved as its ImageNet weights would be."""
+    import torchvision
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    return str(path)
+
+
+def test_min_lpips_scores_a_copy_zero_and_orders_by_distance(tmp_path):
+    pytest.importorskip("lpips")
+    from kaleido_cuda.lab.privacy.lpips_distance import load_metric, min_lpips
+
+    metric = load_metric(_alexnet_weights(tmp_path / "alexnet.pth"))
+    g = torch.Generator().manual_seed(1)
+    train = torch.rand(6, 1, 32, 32, generator=g)
+    near = (train[2:3] + 0.05 * torch.randn(1, 1, 32, 32, generator=g)).clamp(0, 1)
+    far = torch.rand(1, 1, 32, 32, generator=g)
+    d = min_lpips(metric, torch.cat([train[4:5], near, far]), train, batch=4)
+    assert float(d[0]) == pytest.approx(0.0, abs=1e-6) and 0 < float(d[1]) < float(d[2])
+
+
+def test_lpips_report_is_skipped_in_one_line_without_weights_and_bad_files_are_refused(tmp_path, monkeypatch):
+    pytest.importorskip("lpips")
+    from kaleido_cuda.lab.privacy.lpips_distance import find_weights, load_metric, lpips_report
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    x = torch.rand(3, 1, 16, 16)
+    report = lpips_report(x, x, x)
+    assert list(report) == ["lpips"] and report["lpips"].startswith("skipped: no AlexNet weights in the torch hub cache")
+    with pytest.raises(ValueError, match="no such file"):
+        find_weights(str(tmp_path / "missing.pth"))
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not hold torchvision AlexNet weights"):
+        load_metric(str(tmp_path / "other.pth"))
+    (tmp_path / "text.pth").write_text("not weights")
+    with pytest.raises(ValueError, match="is not a torch weights file"):
+        load_metric(str(tmp_path / "text.pth"))
+    full = lpips_report(x, x, x, weights=_alexnet_weights(tmp_path / "alexnet.pth"))
+    assert full["min_lpips_mean"] == pytest.approx(0.0, abs=1e-6) and full["heldout_min_lpips_mean"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cli_refuses_a_wrong_lpips_weights_file_before_any_work(tmp_path):
+    pytest.importorskip("lpips")
+    from kaleido_cuda.lab import cli
+
+    out = tmp_path / "run"
+    args = ["distill", "--ipc", "1", "--iterations", "0", "--out", str(out), "--quiet", "--lpips-weights"]
+    assert cli.main(args + [str(tmp_path / "missing.pth")]) == 2
+    assert not out.exists()

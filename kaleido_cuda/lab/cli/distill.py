@@ -26,6 +26,9 @@ def _add_run_options(p) -> None:
                    help=f"KT strength in [0, 1] (default {shown(default(RunConfig, 'strength'))})")
     p.add_argument("--kt-views", type=int, default=default(RunConfig, "kt_views"),
                    help="KT views averaged per initial image; the paper uses 3 (default %(default)s)")
+    p.add_argument("--lpips-weights", default=None, metavar="PATH",
+                   help="torchvision AlexNet weights for min-LPIPS (default: the torch hub cache; without them "
+                        "LPIPS is skipped, nothing is downloaded)")
     p.add_argument("--kt-families", default=default(RunConfig, "kt_families"),
                    help="the KT families that are on, comma-separated, for ablations (default %(default)s)")
     p.add_argument("--iterations", type=int, default=default(LoopOptions, "iterations"),
@@ -103,8 +106,14 @@ def run_config(args) -> RunConfig:
 def run(args) -> int:
     from ..distributed import current_world
     from ..pipeline.distill import distill_run
+    from ..privacy.lpips_distance import find_weights, load_metric
 
-    metrics = distill_run(run_config(args), args.out, resume=args.resume, progress=not args.quiet)
+    cfg = run_config(args)
+    cfg.check()
+    if args.lpips_weights is not None:  # a missing or wrong file is refused before any work
+        load_metric(find_weights(args.lpips_weights)[0])
+    metrics = distill_run(cfg, args.out, resume=args.resume, progress=not args.quiet,
+                          lpips_weights=args.lpips_weights)
     if current_world().main:
         print_metrics(args.out, metrics)
     return 0

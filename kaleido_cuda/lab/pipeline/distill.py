@@ -7,6 +7,7 @@ import json
 import os
 import time
 from dataclasses import asdict
+from typing import Optional
 
 import torch
 
@@ -75,8 +76,10 @@ def _log_distillation(log, history, session_seconds: float) -> None:
              f"loss {first:.4g} -> {last:.4g}")
 
 
-def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True) -> dict:
+def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool = True,
+                lpips_weights: Optional[str] = None) -> dict:
     """Initialise, distil, save, evaluate, measure privacy, report. Returns metrics.json's content.
+    lpips_weights: AlexNet's weights for min-LPIPS (default: the torch hub cache, else skipped).
 
     Under torchrun (DM and DC) every rank distils its share of the classes and trains its
     share of the evaluation models; rank 0 alone writes the outputs and reports, and the other
@@ -107,4 +110,4 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     _log_distillation(run_logger(out), history, time.perf_counter() - start)
     _save_set(cfg, folder, ds, images, syn_labels, history, learned)
     return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), _timing(history, cfg.loop().augment),
-                               progress, dp=history.dp)
+                               progress, dp=history.dp, lpips_weights=lpips_weights)

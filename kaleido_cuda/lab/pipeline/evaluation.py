@@ -18,6 +18,7 @@ from ..files.grids import save_pairs_grid
 from ..files.layout import RunFolder
 from ..files.provenance import machine_stamp
 from ..privacy import nearest
+from ..privacy.lpips_distance import lpips_report
 from ..train.data import load_dataset
 from ..train.evaluate import EvalConfig, evaluate_set
 from .baselines import train_baselines
@@ -34,14 +35,18 @@ def heldout_level(ds, train01: torch.Tensor) -> dict:
     return cached_json("heldout_nearest", key, lambda: nearest.nearest_neighbours(test01, train01).summary("heldout_"))
 
 
-def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None) -> dict:
+def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None, lpips_weights: Optional[str] = None) -> dict:
     """Nearest-neighbour SSIM/L2 of the synthetic images to the training set, and the held-out
-    level: the same statistics for the real test images. With `out`, also the run's nearest_grid.png."""
+    level: the same statistics for the real test images; min-LPIPS where AlexNet's weights are
+    found (lpips_distance.find_weights), else one line saying why not. With `out`, also the run's
+    nearest_grid.png."""
     train01 = ds.denormalise(ds.train_images)
     syn = nearest.nearest_neighbours(ds.denormalise(images.cpu()), train01)
     if out is not None:
         save_pairs_grid(ds.denormalise(images.cpu()), train01[syn.ssim_index], RunFolder(out).grid("nearest"))
-    return {**syn.summary(), **heldout_level(ds, train01)}
+    lpips = lpips_report(ds.denormalise(images.cpu()).clamp(0, 1), train01.clamp(0, 1),
+                         ds.denormalise(ds.test_images).clamp(0, 1), lpips_weights)
+    return {**syn.summary(), **heldout_level(ds, train01), **lpips}
 
 
 def use_learned_lr(cfg: RunConfig, learned: dict) -> None:
@@ -69,7 +74,7 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
 
 
 def evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool,
-                        dp: Optional[dict] = None) -> dict:
+                        dp: Optional[dict] = None, lpips_weights: Optional[str] = None) -> dict:
     """Evaluation models and baselines (split across ranks under torchrun), then rank 0 alone
     measures privacy and writes metrics.json; the other ranks return {}."""
     world = current_world()
@@ -91,7 +96,7 @@ def evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, 
         return {}
     t0 = time.perf_counter()
     with stage("privacy: nearest neighbours", 0, progress):
-        metrics["privacy"] = privacy_report(images, ds, out)
+        metrics["privacy"] = privacy_report(images, ds, out, lpips_weights)
     log.info(f"privacy {json.dumps(metrics['privacy'])} ({time.perf_counter() - t0:.0f} s)")
     metrics["timing"] = timing
     if dp:  # DP-DM: the mechanism and the epsilon it spent, from the accountant
