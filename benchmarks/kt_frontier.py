@@ -60,7 +60,7 @@ def run_point(name, seed, args) -> dict:
                         dm=DMConfig(iterations=args.iterations, seed=seed),
                         eval=EvalConfig(runs=2, epochs=args.eval_epochs), **fields)
         print(f"{name} seed {seed} -> {out}", flush=True)
-        distill_run(cfg, out, resume=True, progress=False)
+        distill_run(cfg, out, resume=True, progress=False, lpips_weights=args.lpips_weights)
     audit_path = os.path.join(out, "audit.json")
     audit = json.load(open(audit_path)) if os.path.exists(audit_path) else None
     if audit is None:
@@ -70,6 +70,7 @@ def run_point(name, seed, args) -> dict:
     return {"name": name, "seed": seed, **fields, "accuracy": metrics["accuracy"]["mean"],
             "nn_ssim": metrics["privacy"]["nn_ssim_mean"],
             "heldout_nn_ssim": metrics["privacy"].get("heldout_nn_ssim_mean"),
+            "min_lpips": metrics["privacy"].get("min_lpips_mean"), "lpips": metrics["privacy"].get("lpips"),
             "canary_auc": canary_auc, "canary_auc_max": max(canary_auc.values()) if canary_auc else None}
 
 
@@ -142,6 +143,7 @@ def main(argv=None):
     ap.add_argument("--runs-dir", default=os.path.join("runs", "kt_frontier"))
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--only", nargs="*", help="point names to run (default: all)")
+    ap.add_argument("--lpips-weights", default=None, help="AlexNet weights for min-LPIPS (default: the torch hub cache)")
     args = ap.parse_args(argv)
     known = set(POINTS) | set(ABLATION)
     if args.only and set(args.only) - known:

@@ -44,3 +44,20 @@ def test_kt_frontier_summary_averages_seeds():
     assert "| noise | 1 | 80.0 +- 0.0 | 0.100 | - |" in kt_frontier.markdown(
         {"machine": {"commit": "x", "torch": "t", "cpu": "c", "torch_threads": 2, "date": "d"}, "command": "c",
          "iterations": 1, "eval_epochs": 1, "summary": [kt, noise]})
+
+
+def test_label_stability_is_the_accuracy_on_kt_images_and_strength_zero_changes_nothing():
+    import torch
+
+    import kaleido_cuda as kc
+    from conftest import tiny_classes
+    from kaleido_cuda.lab.train.evaluate import EvalConfig, accuracy, train_model
+    from kaleido_cuda.lab.train.stability import perturbed_accuracy
+
+    x, y = tiny_classes(n_per_class=8, classes=3, size=16)
+    model = train_model(x, y, 3, EvalConfig(epochs=5, width=16, augment=False), seed=0)
+    clean = accuracy(model, x, y)
+    assert perturbed_accuracy(model, x, y, strength=0.0, views=3) == clean
+    p = kc.sample_params(len(x), "kt", size=16, seed=4, views=3, families="warp,fold")
+    want = accuracy(model, kc.kaleidoscope(x, p), y)
+    assert perturbed_accuracy(model, x, y, views=3, families="warp,fold", seed=4) == want
