@@ -8,9 +8,11 @@ dropped at a time), and real and noise initialisation with the same seeds.
 Budget (the privacy sweep's): 100 DM iterations, 2 evaluation ConvNets of 300 epochs each. Per
 run: accuracy, nearest-neighbour SSIM to the training set, and the data attacks' canary AUC
 (`kaleido audit --attacks data`: the training images the initialisation selected against the
-held-out images). Resumable: a finished run folder is reused, an interrupted one resumes, and
-DIR/kt_frontier.{json,md,png} are rewritten after every run, so partial results are usable. Runs go
-in priority order: every point's first seed, then the other seeds, then the ablation (one seed).
+held-out images). Resumable: a point already in DIR/kt_frontier.json (same budget) is kept, so a
+fresh checkout carries on from the committed results (run folders are not committed); a finished
+run folder is reused, an interrupted one resumes; DIR/kt_frontier.{json,md,png} are rewritten after
+every run, so partial results are usable. Runs go in priority order: every point's first seed, then
+the other seeds, then the ablation (one seed).
 """
 from __future__ import annotations
 
@@ -72,6 +74,15 @@ def run_point(name, seed, args) -> dict:
             "heldout_nn_ssim": metrics["privacy"].get("heldout_nn_ssim_mean"),
             "min_lpips": metrics["privacy"].get("min_lpips_mean"), "lpips": metrics["privacy"].get("lpips"),
             "canary_auc": canary_auc, "canary_auc_max": max(canary_auc.values()) if canary_auc else None}
+
+
+def committed_rows(path, args) -> list:
+    """The rows of an earlier run of this script with the same budget (none otherwise)."""
+    if not os.path.exists(path):
+        return []
+    old = json.load(open(path))
+    same = old.get("iterations") == args.iterations and old.get("eval_epochs") == args.eval_epochs
+    return list(old.get("rows", [])) if same else []
 
 
 def summary(rows):
@@ -148,9 +159,9 @@ def main(argv=None):
     known = set(POINTS) | set(ABLATION)
     if args.only and set(args.only) - known:
         ap.error(f"unknown point(s) {sorted(set(args.only) - known)}; known: {sorted(known)}")
-    rows = []
+    rows = committed_rows(os.path.join(args.out, "kt_frontier.json"), args)
     for name, seed in plan(args.seeds):
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or any(r["name"] == name and r["seed"] == seed for r in rows):
             continue
         rows.append(run_point(name, seed, args))
         result = {"machine": machine_stamp("cpu"), "command": command_line("kt_frontier.py", argv),

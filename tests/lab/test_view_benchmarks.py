@@ -61,3 +61,17 @@ def test_label_stability_is_the_accuracy_on_kt_images_and_strength_zero_changes_
     p = kc.sample_params(len(x), "kt", size=16, seed=4, views=3, families="warp,fold")
     want = accuracy(model, kc.kaleidoscope(x, p), y)
     assert perturbed_accuracy(model, x, y, views=3, families="warp,fold", seed=4) == want
+
+
+def test_kt_frontier_keeps_committed_rows_of_the_same_budget(tmp_path):
+    import argparse
+
+    import kt_frontier
+
+    path = tmp_path / "kt_frontier.json"
+    path.write_text(json.dumps({"iterations": 100, "eval_epochs": 300, "rows": [{"name": "real", "seed": 0}]}))
+    same = argparse.Namespace(iterations=100, eval_epochs=300)
+    other = argparse.Namespace(iterations=50, eval_epochs=300)
+    assert kt_frontier.committed_rows(str(path), same) == [{"name": "real", "seed": 0}]
+    assert kt_frontier.committed_rows(str(path), other) == []
+    assert kt_frontier.committed_rows(str(tmp_path / "none.json"), same) == []
