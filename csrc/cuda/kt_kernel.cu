@@ -39,6 +39,14 @@ static_assert(kThreads * kMaxGridX <= kIndex32Headroom, "grid stride beyond the 
 template <typename acc_t>
 constexpr int kForwardMinBlocks = sizeof(acc_t) == 8 ? 1 : 2;
 
+// The parameters of image n's view v: row n views + v, or the one row shared by the batch.
+template <typename acc_t, typename index_t>
+__device__ __forceinline__ SampleParams<acc_t> view_params(const double* frows, const int64_t* irows, index_t n,
+                                                           index_t v, index_t rows, index_t views) {
+  const index_t r = rows == 1 ? 0 : n * views + v;
+  return load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+}
+
 // Where forward_group's values go: y itself (one view), or, with several views, the running sum
 // over the views in `partial` (this thread's own pixels: no race), the last view writing their
 // mean to y. The sum runs in view order, as the CPU kernel's.
@@ -93,8 +101,7 @@ __device__ void forward_image_views(const scalar_t* img, scalar_t* y, acc_t* par
     const index_t first = group * 4;
     const int lanes = plane - first < 4 ? static_cast<int>(plane - first) : 4;
     for (index_t v = 0; v < views; ++v) {
-      const index_t r = rows == 1 ? 0 : n * views + v;
-      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const SampleParams<acc_t> p = view_params<acc_t>(frows, irows, n, v, rows, views);
       Taps<acc_t, index_t> taps[4];
       group_taps(p, first, lanes, H, W, padding, taps);
       forward_group<scalar_t, acc_t, index_t>(
@@ -199,8 +206,7 @@ __global__ void __launch_bounds__(kThreads)
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     const int64_t image = static_cast<int64_t>(n) * C * H * W;
     for (index_t v = 0; v < views; ++v) {  // every view scatters into the same image gradient
-      const index_t r = rows == 1 ? 0 : n * views + v;
-      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const SampleParams<acc_t> p = view_params<acc_t>(frows, irows, n, v, rows, views);
       const ColourTerms<acc_t> terms = colour_terms(p, C, acc_t(0));  // mu only enters the forward
       const acc_t pivot = scatter_image<scalar_t, acc_t, index_t>(p, terms, grad + image, grad_x + image, H, W, C,
                                                                   padding, AtomicScatter<acc_t>(), SameValue<acc_t>());
@@ -293,9 +299,7 @@ __device__ __forceinline__ acc_t views_gain_bound(const double* frows, const int
                                                   index_t rows, index_t views) {
   acc_t bound = 0;
   for (index_t v = 0; v < views; ++v) {
-    const index_t r = rows == 1 ? 0 : n * views + v;
-    const ColourTerms<acc_t> terms =
-        colour_terms(load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams), C, acc_t(0));
+    const ColourTerms<acc_t> terms = colour_terms(view_params<acc_t>(frows, irows, n, v, rows, views), C, acc_t(0));
     const acc_t gain = kt_fabs(terms.gain) + static_cast<acc_t>(C) * kt_fabs(terms.mean_gain);
     bound = gain > bound ? gain : bound;
   }
@@ -376,8 +380,7 @@ __global__ void __launch_bounds__(kThreads)
     if (!scales.finite) continue;  // the same for the whole block; pass 3 writes NaN
     const int64_t image = static_cast<int64_t>(n) * C * H * W;
     for (index_t v = 0; v < views; ++v) {
-      const index_t r = rows == 1 ? 0 : n * views + v;
-      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const SampleParams<acc_t> p = view_params<acc_t>(frows, irows, n, v, rows, views);
       const long long pivot = scatter_image<scalar_t, acc_t, index_t>(
           p, colour_terms(p, C, acc_t(0)), grad + image, fixed + image, H, W, C, padding,
           FixedScatter<acc_t>{scales.scatter}, FixedTerm<acc_t>{scales.pivot});
@@ -398,8 +401,7 @@ __device__ __noinline__ acc_t fixed_pivot_share(const long long* pivot_fixed, co
                                                 int scale, int64_t per_image) {
   acc_t share = 0;
   for (index_t v = 0; v < views; ++v) {
-    const index_t r = rows == 1 ? 0 : n * views + v;
-    const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+    const SampleParams<acc_t> p = view_params<acc_t>(frows, irows, n, v, rows, views);
     share += pivot_gradient_share(p, from_fixed<acc_t>(pivot_fixed[n * views + v], scale), per_image);
   }
   return share;
@@ -440,8 +442,7 @@ __global__ void __launch_bounds__(kThreads)
   for (index_t n = blockIdx.y; n < N; n += gridDim.y) {
     acc_t share = 0;
     for (index_t v = 0; v < views; ++v) {
-      const index_t r = rows == 1 ? 0 : n * views + v;
-      const SampleParams<acc_t> p = load_params<acc_t>(frows + r * kNumFloatParams, irows + r * kNumIntParams);
+      const SampleParams<acc_t> p = view_params<acc_t>(frows, irows, n, v, rows, views);
       share += pivot_gradient_share(p, pivot_sums[n * views + v], static_cast<int64_t>(per_image));
     }
     acc_t* image_grad = grad_x + static_cast<int64_t>(n) * per_image;
