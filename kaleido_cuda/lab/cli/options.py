@@ -8,7 +8,7 @@ import re
 
 from ..pipeline.config import RunConfig
 from ..train.data import DATASETS
-from ..train.evaluate import EvalConfig
+from ..train.evaluate import LABEL_CHOICES, EvalConfig
 
 
 def default(config_class, name: str):
@@ -61,9 +61,16 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
                         help="epochs per evaluation model (default %(default)s)")
     parser.add_argument("--eval-runs", type=int, default=default(EvalConfig, "runs"),
                         help="evaluation models, mean and std reported (default %(default)s)")
+    parser.add_argument("--eval-labels", default=default(EvalConfig, "labels"), choices=LABEL_CHOICES,
+                        help="what the evaluation models train on: the method's supervision (DATM's soft labels, "
+                             "RDED's observer as teacher; class labels for the others) or the hard class labels "
+                             "(default %(default)s)")
+    parser.add_argument("--eval-temperature", type=float, default=default(EvalConfig, "temperature"),
+                        help="softmax temperature of the teacher's knowledge distillation (default %(default)s)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the random-real and full-set baselines")
     shared(parser, "quiet")
 
 
 def eval_config(args, impl: str = "fused") -> EvalConfig:
-    return EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs, impl=impl)
+    return EvalConfig(model=args.eval_model, epochs=args.eval_epochs, runs=args.eval_runs, impl=impl,
+                      labels=args.eval_labels, temperature=args.eval_temperature)

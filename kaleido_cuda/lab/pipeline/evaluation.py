@@ -20,7 +20,7 @@ from ..files.provenance import machine_stamp
 from ..privacy import nearest
 from ..privacy.lpips_distance import lpips_report
 from ..train.data import load_dataset
-from ..train.evaluate import EvalConfig, evaluate_set
+from ..train.evaluate import EvalConfig, evaluate_set, protocol_of
 from .baselines import train_baselines
 from .config import RunConfig
 from .log import run_logger, stage
@@ -49,6 +49,26 @@ def privacy_report(images: torch.Tensor, ds, out: Optional[str] = None, lpips_we
     return {**syn.summary(), **heldout_level(ds, train01), **lpips}
 
 
+def supervision(cfg: EvalConfig, out: str, learned: Optional[dict], labels: torch.Tensor, device):
+    """(what the models train on, teacher, protocol name) for a set whose method left `learned`
+    (synthetic.pt's content): DATM's soft labels ("soft_labels"), RDED's observer ("teacher": a
+    file in the run folder), else the hard labels; cfg.labels 'hard' forces the hard labels."""
+    learned = learned or {}
+    soft = learned.get("soft_labels")
+    teacher = None
+    if learned.get("teacher") and cfg.labels != "hard":
+        from ..distill.observer import network
+
+        path = os.path.join(out, learned["teacher"])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{out}: the run's teacher {learned['teacher']} is missing; it is needed for the "
+                                    "'kd' evaluation (or evaluate with --eval-labels hard)")
+        teacher = network(torch.load(path, map_location="cpu", weights_only=False), device)
+    protocol = protocol_of(cfg, soft, teacher)
+    targets = soft.to(device) if protocol == "soft" else labels.to(device)
+    return targets, teacher, protocol
+
+
 def use_learned_lr(cfg: RunConfig, learned: dict) -> None:
     """MTT evaluates with the learning rate it learned (synthetic.pt's "lr"), as MTT's code does."""
     if "lr" in learned:
@@ -70,24 +90,30 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
     use_learned_lr(cfg, saved)
     old = json.load(open(folder.metrics)) if os.path.exists(folder.metrics) else {}
     return evaluate_and_report(cfg, out, saved["images"], saved["labels"], old.get("timing", {}), progress,
-                               dp=saved.get("dp"))
+                               dp=saved.get("dp"), learned=saved)
 
 
 def evaluate_and_report(cfg: RunConfig, out: str, images, labels, timing: dict, progress: bool,
-                        dp: Optional[dict] = None, lpips_weights: Optional[str] = None) -> dict:
+                        dp: Optional[dict] = None, lpips_weights: Optional[str] = None,
+                        learned: Optional[dict] = None) -> dict:
     """Evaluation models and baselines (split across ranks under torchrun), then rank 0 alone
-    measures privacy and writes metrics.json; the other ranks return {}."""
+    measures privacy and writes metrics.json; the other ranks return {}. learned: what the
+    method left beside the images (`supervision`: soft labels, a teacher)."""
     world = current_world()
     log = run_logger(out, world.main)
     progress = progress and world.main
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     t0 = time.perf_counter()
-    with stage(f"evaluation ({cfg.eval.runs} models)", cfg.eval.runs * cfg.eval.epochs, progress) as tick:
-        acc = evaluate_set(images.to(device), labels.to(device), ds.test_images.to(device), ds.test_labels.to(device),
-                           ds.num_classes, cfg.eval, seed=cfg.seed, progress=tick, folder=RunFolder(out).models)
-    log.info(f"accuracy {acc.mean:.4f} +- {acc.std:.4f} over {cfg.eval.runs} models ({time.perf_counter() - t0:.0f} s)")
-    metrics = {"accuracy": acc.as_dict(), "eval": asdict(cfg.eval)}
+    targets, teacher, protocol = supervision(cfg.eval, out, learned, labels, device)
+    with stage(f"evaluation ({cfg.eval.runs} models, {protocol} labels)", cfg.eval.runs * cfg.eval.epochs,
+               progress) as tick:
+        acc = evaluate_set(images.to(device), targets, ds.test_images.to(device), ds.test_labels.to(device),
+                           ds.num_classes, cfg.eval, seed=cfg.seed, progress=tick, folder=RunFolder(out).models,
+                           teacher=teacher)
+    log.info(f"accuracy {acc.mean:.4f} +- {acc.std:.4f} over {cfg.eval.runs} models, {protocol} labels "
+             f"({time.perf_counter() - t0:.0f} s)")
+    metrics = {"accuracy": acc.as_dict(), "eval": {**asdict(cfg.eval), "protocol": protocol}}
     if cfg.baselines:
         t0 = time.perf_counter()
         metrics["baselines"] = train_baselines(cfg, ds, device, progress)
