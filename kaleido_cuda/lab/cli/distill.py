@@ -3,7 +3,7 @@ its privacy (pipeline/distill.py)."""
 from __future__ import annotations
 
 from ...init import METHODS as INITS
-from ..distill import METHODS, DCConfig, DMConfig, MTTConfig
+from ..distill import METHODS, DATMConfig, DCConfig, DMConfig, MTTConfig, RDEDConfig
 from ..distill.common import LoopOptions
 from ..dp.accounting import ACCOUNTANTS
 from ..files.layout import default_buffer
@@ -43,15 +43,34 @@ def _add_run_options(p) -> None:
 
 def _add_mtt_options(p) -> None:
     p.add_argument("--buffer", default=None,
-                   help="mtt: the expert buffer from `kaleido buffer` (default runs/buffers/DATASET_MODEL)")
+                   help="mtt, datm: the expert buffer from `kaleido buffer` (default runs/buffers/DATASET_MODEL)")
     p.add_argument("--syn-steps", type=int, default=default(MTTConfig, "syn_steps"),
-                   help="mtt: student steps per iteration (default %(default)s)")
+                   help="mtt, datm: student steps per iteration (default %(default)s)")
     p.add_argument("--expert-epochs", type=int, default=default(MTTConfig, "expert_epochs"),
-                   help="mtt: expert epochs to match (default %(default)s)")
-    p.add_argument("--max-start-epoch", type=int, default=default(MTTConfig, "max_start_epoch"),
-                   help="mtt: start epochs drawn below it (default %(default)s)")
+                   help="mtt, datm: expert epochs to match (default %(default)s)")
+    p.add_argument("--max-start-epoch", type=int, default=None,
+                   help=f"mtt: start epochs drawn below it (default {default(MTTConfig, 'max_start_epoch')}); datm: "
+                        "the window's final bound (default: set by the IPC, docs/methods.md)")
     p.add_argument("--batch-syn", type=int, default=default(MTTConfig, "batch_syn"),
-                   help="mtt: synthetic images per student step (default all of them)")
+                   help="mtt, datm: synthetic images per student step (default all of them)")
+
+
+def _add_datm_rded_options(p) -> None:
+    p.add_argument("--min-start-epoch", type=int, default=None, help="datm: the window's lower bound (default: by IPC)")
+    p.add_argument("--initial-max-start-epoch", type=int, default=None,
+                   help="datm: the window's upper bound at the first iteration (default: by IPC)")
+    p.add_argument("--expansion-end", type=int, default=None,
+                   help="datm: iteration at which the window reaches its final bound (default: half the run)")
+    p.add_argument("--lr-labels", type=float, default=default(DATMConfig, "lr_labels"),
+                   help=f"datm: step size of the soft labels (default {shown(default(DATMConfig, 'lr_labels'))})")
+    p.add_argument("--observer", default=default(RDEDConfig, "observer"), metavar="PATH",
+                   help="rded: an observer checkpoint (default: trained on the training split, shared cache)")
+    p.add_argument("--observer-epochs", type=int, default=default(RDEDConfig, "observer_epochs"),
+                   help="rded: epochs of an observer trained here (default %(default)s)")
+    p.add_argument("--rded-factor", type=int, default=default(RDEDConfig, "factor"),
+                   help="rded: crops per side of a stitched image (default %(default)s)")
+    p.add_argument("--crops-per-image", type=int, default=default(RDEDConfig, "crops_per_image"),
+                   help="rded: random crops scored per image (default %(default)s)")
 
 
 def _add_dp_options(p) -> None:
@@ -74,6 +93,7 @@ def register(sub) -> None:
     p = sub.add_parser("distill", help="distil a dataset (KT/real/noise init), evaluate it, measure privacy")
     _add_run_options(p)
     _add_mtt_options(p)
+    _add_datm_rded_options(p)
     _add_dp_options(p)
     p.add_argument("--full-epochs", type=int, default=default(RunConfig, "full_epochs"),
                    help="epochs of the full-training-set baseline (default %(default)s)")
@@ -90,15 +110,20 @@ def run_config(args) -> RunConfig:
     """The RunConfig the options describe."""
     loop = dict(iterations=args.iterations, model=args.model, augment=args.augment, seed=args.seed,
                 checkpoint_every_s=args.checkpoint_every)
-    mtt = MTTConfig(**loop, dataset=args.dataset, buffer=args.buffer or default_buffer(args.dataset, args.model),
-                    syn_steps=args.syn_steps, expert_epochs=args.expert_epochs, max_start_epoch=args.max_start_epoch,
-                    batch_syn=args.batch_syn)
+    trajectory = dict(dataset=args.dataset, buffer=args.buffer or default_buffer(args.dataset, args.model),
+                      syn_steps=args.syn_steps, expert_epochs=args.expert_epochs, batch_syn=args.batch_syn)
+    mtt = MTTConfig(**loop, **trajectory, max_start_epoch=args.max_start_epoch or default(MTTConfig, "max_start_epoch"))
+    datm = DATMConfig(**loop, **trajectory, max_start_epoch=args.max_start_epoch, min_start_epoch=args.min_start_epoch,
+                      initial_max_start_epoch=args.initial_max_start_epoch, expansion_end=args.expansion_end,
+                      lr_labels=args.lr_labels)
+    rded = RDEDConfig(factor=args.rded_factor, crops_per_image=args.crops_per_image, observer=args.observer,
+                      observer_epochs=args.observer_epochs, seed=args.seed)
     dm = DMConfig(**loop, batch_real=args.batch_real, dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta,
                   dp_clip=args.dp_clip, dp_sample_rate=args.dp_sample_rate, dp_accountant=args.dp_accountant,
                   dp_public_init=args.dp_public_init)
     return RunConfig(dataset=args.dataset, data_root=args.data_root, method=args.method, ipc=args.ipc, init=args.init,
                      strength=args.strength, kt_views=args.kt_views, kt_families=args.kt_families, seed=args.seed, device=args.device, dm=dm,
-                     dc=DCConfig(**loop, batch_real=args.batch_real), mtt=mtt,
+                     dc=DCConfig(**loop, batch_real=args.batch_real), mtt=mtt, datm=datm, rded=rded,
                      eval=eval_config(args, "eager" if args.augment == "eager" else "fused"),
                      full_epochs=args.full_epochs, baselines=not args.no_baselines)
 

@@ -207,6 +207,14 @@ def train_buffer(images: torch.Tensor, labels: torch.Tensor, test_images: torch.
     return meta
 
 
+def buffer_epochs(path: str, dataset: Optional[str], model: str) -> int:
+    """How many epochs the experts of the buffer in `path` trained."""
+    folder = BufferFolder(path)
+    if not os.path.exists(folder.meta):
+        raise missing_buffer_error(path, dataset, model)
+    return int(json.load(open(folder.meta))["config"]["epochs"])
+
+
 def load_buffer(path: str, dataset: Optional[str], images: torch.Tensor, num_classes: int, model: str, width: int,
                 depth: Optional[int]) -> List[torch.Tensor]:
     """The trajectories of a finished buffer, after checking that it was made for this data and model."""

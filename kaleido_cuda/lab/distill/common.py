@@ -78,7 +78,7 @@ class History:
     iteration_seconds: List[float] = field(default_factory=list)
     seconds: float = 0.0               # wall time of the iterations run so far (all sessions)
     augment_seconds: float = 0.0       # of which in augmentation forward calls
-    extra: Dict[str, float] = field(default_factory=dict)  # other learned values (MTT's learning rate)
+    extra: Dict[str, object] = field(default_factory=dict)  # other learned values (MTT's rate, DATM's labels)
     dp: Dict = field(default_factory=dict)  # DP-DM: the accountant's report (dp/accounting.py); empty otherwise
 
     def as_dict(self) -> Dict:

@@ -49,17 +49,7 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
     """Runs MTT from the initial synthetic set; returns the final images and the loss history, whose
     `extra["lr"]` is the learned learning rate. Checkpoints and resume as distill_dm. The real images
     only identify the data (the experts saw them); MTT never reads them during distillation."""
-    if cfg.syn_steps < 1 or cfg.expert_epochs < 1 or cfg.max_start_epoch < 1:
-        raise ValueError("mtt: syn_steps, expert_epochs and max_start_epoch must be >= 1")
-    if not cfg.lr_init > 0:
-        raise ValueError(f"mtt: lr_init must be > 0, got {cfg.lr_init}")
-    if not cfg.buffer:
-        raise ValueError("mtt needs an expert buffer: make one with `kaleido buffer` and pass --buffer")
-    trajectories = load_buffer(cfg.buffer, cfg.dataset, real_images, num_classes, cfg.model, cfg.width, cfg.depth)
-    shortest = min(len(t) for t in trajectories) - 1
-    if cfg.max_start_epoch + cfg.expert_epochs > shortest:
-        raise ValueError(f"mtt: max_start_epoch {cfg.max_start_epoch} + expert_epochs {cfg.expert_epochs} exceeds "
-                         f"the {shortest} epochs the buffer's experts trained")
+    trajectories = checked_trajectories("mtt", cfg, real_images, num_classes)
     device = syn_images.device
     images = syn_images.detach().clone().requires_grad_(True)
     log_lr = torch.tensor(math.log(cfg.lr_init), device=device, requires_grad=True)
@@ -69,26 +59,12 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
     net = get_model(cfg.model, real_images.shape[1], num_classes, tuple(real_images.shape[-2:]), cfg.width,
                     cfg.depth).to(device)
     net.train()
-    batch = cfg.batch_syn or len(images)
     labels = syn_labels.to(device)
 
     def step(it: int, g: torch.Generator) -> float:
         k = int(torch.randint(len(trajectories), (1,), generator=g))
         start_epoch = int(torch.randint(cfg.max_start_epoch, (1,), generator=g))
-        start = trajectories[k][start_epoch].to(device)
-        target = trajectories[k][start_epoch + cfg.expert_epochs].to(device)
-        params = start.clone().requires_grad_(True)
-        syn_lr = log_lr.exp()
-        order = torch.empty(0, dtype=torch.long)
-        for _ in range(cfg.syn_steps):
-            if len(order) < batch:  # walk through the synthetic set in random order
-                order = torch.cat([order, torch.randperm(len(images), generator=g)])
-            idx, order = order[:batch].to(device), order[batch:]
-            x = augment(images[idx], -1)  # per-sample draws, as MTT's student
-            ce = F.cross_entropy(functional_call(net, unflatten(net, params), (x,)), labels[idx])
-            grad = torch.autograd.grad(ce, params, create_graph=True)[0]
-            params = params - syn_lr * grad
-        loss = ((params - target) ** 2).sum() / ((start - target) ** 2).sum()
+        loss = trajectory_loss(net, trajectories[k], start_epoch, cfg, images, labels, log_lr.exp(), augment, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -98,3 +74,44 @@ def distill_mtt(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images:
                              extra={"log_lr": log_lr})
     history.extra = {"lr": math.exp(float(log_lr.detach()))}
     return images.detach(), history
+
+
+def checked_trajectories(method: str, cfg: MTTConfig, real_images: torch.Tensor, num_classes: int):
+    """The buffer's trajectories, after checking the options and that every start epoch below
+    cfg.max_start_epoch has its target epoch in the buffer."""
+    if cfg.syn_steps < 1 or cfg.expert_epochs < 1 or cfg.max_start_epoch < 1:
+        raise ValueError(f"{method}: syn_steps, expert_epochs and max_start_epoch must be >= 1")
+    if not cfg.lr_init > 0:
+        raise ValueError(f"{method}: lr_init must be > 0, got {cfg.lr_init}")
+    if not cfg.buffer:
+        raise ValueError(f"{method} needs an expert buffer: make one with `kaleido buffer` and pass --buffer")
+    trajectories = load_buffer(cfg.buffer, cfg.dataset, real_images, num_classes, cfg.model, cfg.width, cfg.depth)
+    shortest = min(len(t) for t in trajectories) - 1
+    if cfg.max_start_epoch + cfg.expert_epochs > shortest:
+        raise ValueError(f"{method}: max_start_epoch {cfg.max_start_epoch} + expert_epochs {cfg.expert_epochs} exceeds "
+                         f"the {shortest} epochs the buffer's experts trained")
+    return trajectories
+
+
+def trajectory_loss(net, trajectory: torch.Tensor, start_epoch: int, cfg: MTTConfig, images: torch.Tensor,
+                    targets: torch.Tensor, syn_lr: torch.Tensor, augment: Augmenter, g: torch.Generator):
+    """One student from the expert's parameters at start_epoch, cfg.syn_steps SGD steps at syn_lr
+    on the augmented images (cfg.batch_syn per step, in random order from g) with cross-entropy on
+    targets (class indices, or probabilities per image: DATM's soft labels), every step kept in
+    the graph; returns the squared distance to the expert at start_epoch + cfg.expert_epochs over
+    the distance the expert travelled."""
+    device = images.device
+    start = trajectory[start_epoch].to(device)
+    target = trajectory[start_epoch + cfg.expert_epochs].to(device)
+    params = start.clone().requires_grad_(True)
+    batch = cfg.batch_syn or len(images)
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(cfg.syn_steps):
+        if len(order) < batch:  # walk through the synthetic set in random order
+            order = torch.cat([order, torch.randperm(len(images), generator=g)])
+        idx, order = order[:batch].to(device), order[batch:]
+        x = augment(images[idx], -1)  # per-sample draws, as MTT's student
+        ce = F.cross_entropy(functional_call(net, unflatten(net, params), (x,)), targets[idx])
+        grad = torch.autograd.grad(ce, params, create_graph=True)[0]
+        params = params - syn_lr * grad
+    return ((params - target) ** 2).sum() / ((start - target) ** 2).sum()

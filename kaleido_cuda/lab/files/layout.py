@@ -6,6 +6,8 @@ A run folder (`kaleido distill`, `kaleido dpsgd`):
     log.txt               what happened, with times (distillation runs)
     checkpoint.pt         the loop's state (`--resume` continues from it)
     synthetic.pt          the distilled set and the training images its initialisation selected
+                          (DATM: its learned labels; RDED: every tile's source image)
+    observer.pt           RDED: the observer, teacher of the evaluation models
     init_grid.png, final_grid.png, nearest_grid.png
     metrics.json          accuracy, baselines, privacy, timing (and "membership" after an audit)
     models/               evaluation models (seed_S_KEY.pt) or a DP-SGD run's own (seed_S.pt), the
@@ -49,6 +51,7 @@ class RunFolder:
     metrics = _entry("metrics.json")
     models = _entry("models")
     shadows = _entry("shadows")
+    observer = _entry("observer.pt")
     shadow_meta = _entry(os.path.join("shadows", "shadows.json"))
     shadow = _indexed(os.path.join("shadows", "shadow_{}.pt"))
     shadow_checkpoint = _indexed(os.path.join("shadows", "shadow_{}_checkpoint.pt"))

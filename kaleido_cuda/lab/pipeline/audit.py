@@ -19,16 +19,16 @@ from typing import Optional, Tuple
 import torch
 
 from ...init import initial_indices, initialize
-from ..distill import LOOPS
+from ..distill import BUFFER_METHODS, LOOPS
 from ..distributed import check_same_options, current_world, init_world
 from ..files.layout import DPSGD, RunFolder
 from ..privacy.audit import AuditConfig, audit_set
 from ..privacy.foreign import load_foreign_set
 from ..privacy.shadows import STATISTIC, ShadowConfig, cached_shadows
 from ..train.data import load_dataset
-from ..train.evaluate import EvalConfig, train_model
+from ..train.evaluate import EvalConfig, saved_or_trained, train_model
 from .config import RunConfig
-from .evaluation import record_membership
+from .evaluation import record_membership, supervision
 from .references import audit_dpsgd_run
 
 
@@ -54,8 +54,10 @@ def _shadow_record(cfg: RunConfig, shadow_cfg: ShadowConfig, pool_size: int) -> 
     # kt_views and kt_families at their defaults (the single chain, every family) are left out too,
     # so shadows cached before those options existed stay valid.
     defaults = asdict(RunConfig())
+    # So are the configurations of methods the run does not use that came after the cache existed.
     run = {k: v for k, v in asdict(cfg).items() if k not in ("device", "baselines", "full_epochs")
-           and not (k in ("kt_views", "kt_families") and v == defaults[k])}
+           and not (k in ("kt_views", "kt_families") and v == defaults[k])
+           and not (k in ("datm", "rded") and k != cfg.method)}
     return {"run": run,
             "shadow": shadow, "pool": pool_size, "statistic": STATISTIC}
 
@@ -67,10 +69,15 @@ def shadow_statistics(out: str, cfg: RunConfig, pool_images: torch.Tensor, pool_
     the run in `out`, training the missing ones. Shadow s initialises as the run did (same method,
     init, IPC, strength) with seed + s, distils for the shadow iterations (default: the run's) and
     trains one model with the run's evaluation protocol for the shadow epochs (default: the run's).
-    MTT runs are refused: each shadow would need its own expert buffer."""
+    MTT and DATM runs are refused (each shadow would need its own expert buffer), and RDED runs
+    (each shadow would need its own observer)."""
     shadow_cfg.check()
-    if cfg.method == "mtt":
-        raise ValueError("LiRA shadows are not available for MTT runs: each shadow would need its own expert buffer")
+    if cfg.method in BUFFER_METHODS:
+        raise ValueError(f"LiRA shadows are not available for {cfg.method.upper()} runs: each shadow would need its own "
+                         "expert buffer; audit with --attacks data,model")
+    if cfg.method == "rded":
+        raise ValueError("LiRA shadows are not available for RDED runs: each shadow would need its own observer; "
+                         "audit with --attacks data,model")
     loop_cfg = cfg.loop()
     if shadow_cfg.iterations is not None:
         loop_cfg = dataclasses.replace(loop_cfg, iterations=shadow_cfg.iterations)
@@ -111,9 +118,24 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
 
     # The run's evaluation models are the targets where seeds and epochs match.
     report = audit_set(out, saved["images"], saved["labels"], ds, canaries, canary_source, eval_cfg,
-                       torch.device(cfg.device), audit, progress, shadows=shadows, model_folder=folder.models)
+                       torch.device(cfg.device), audit, progress, shadows=shadows, model_folder=folder.models,
+                       train_target=_method_targets(out, eval_cfg, saved, ds.num_classes, folder, cfg.device))
     record_membership(out, report)
     return report
+
+
+def _method_targets(out: str, eval_cfg: EvalConfig, saved: dict, num_classes: int, folder: RunFolder, device):
+    """For a set whose evaluation trains on soft labels or a teacher (DATM, RDED), the target
+    models trained that way (the run's evaluation models where they match); None otherwise, so
+    the audit trains on the hard labels as before."""
+    targets, teacher, protocol = supervision(eval_cfg, out, saved, saved["labels"], torch.device(device))
+    if protocol == "hard":
+        return None
+
+    def train(images, labels, seed, on_epoch):
+        return saved_or_trained(images, targets.to(images.device), num_classes, eval_cfg, seed, folder.models,
+                                on_epoch=on_epoch, teacher=teacher)
+    return train
 
 
 def audit_foreign_set(path: str, dataset: str, audit: AuditConfig, data_root: Optional[str] = None,

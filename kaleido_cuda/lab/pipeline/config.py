@@ -8,7 +8,7 @@ from typing import Optional
 
 from ...init import METHODS as INITS
 from ...presets import KT_FAMILIES, check_families
-from ..distill import CONFIGS, METHODS, DCConfig, DMConfig, MTTConfig
+from ..distill import BUFFER_METHODS, CONFIGS, METHODS, DATMConfig, DCConfig, DMConfig, MTTConfig, RDEDConfig
 from ..distill.buffer import missing_buffer_error
 from ..files.layout import BufferFolder
 from ..train.evaluate import EvalConfig
@@ -32,6 +32,8 @@ class RunConfig:
     dm: DMConfig = field(default_factory=DMConfig)     # used when method == 'dm'
     dc: DCConfig = field(default_factory=DCConfig)     # used when method == 'dc'
     mtt: MTTConfig = field(default_factory=MTTConfig)  # used when method == 'mtt'
+    datm: DATMConfig = field(default_factory=DATMConfig)  # used when method == 'datm'
+    rded: RDEDConfig = field(default_factory=RDEDConfig)  # used when method == 'rded'
     eval: EvalConfig = field(default_factory=EvalConfig)
     full_epochs: int = 30          # the 'full training set' baseline
     baselines: bool = True
@@ -48,12 +50,16 @@ class RunConfig:
         check_families(self.kt_families)
         if self.loop().iterations < 0 or self.eval.runs < 1 or self.eval.epochs < 1:
             raise ValueError("iterations must be >= 0, eval runs and epochs >= 1")
+        self.eval.check()
         self.check_dp()
-        if self.method == "mtt":
-            if self.mtt.dataset not in (None, self.dataset):
-                raise ValueError(f"mtt.dataset {self.mtt.dataset!r} differs from the run's dataset {self.dataset!r}")
-            if not os.path.exists(BufferFolder(self.mtt.buffer).meta):  # before any work
-                raise missing_buffer_error(self.mtt.buffer, self.dataset, self.mtt.model)
+        if self.method in BUFFER_METHODS:
+            loop = self.loop()
+            if loop.dataset not in (None, self.dataset):
+                raise ValueError(f"{self.method}.dataset {loop.dataset!r} differs from the run's dataset {self.dataset!r}")
+            if not os.path.exists(BufferFolder(loop.buffer).meta):  # before any work
+                raise missing_buffer_error(loop.buffer, self.dataset, loop.model)
+        if self.method == "rded" and self.rded.observer and not os.path.isfile(self.rded.observer):
+            raise FileNotFoundError(f"rded: no observer checkpoint at {self.rded.observer!r}")
 
     def check_dp(self) -> None:
         """DP-DM's options (DMConfig.check_dp), and what the mechanism does not cover: a real or KT

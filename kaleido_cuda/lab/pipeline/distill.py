@@ -11,7 +11,6 @@ from typing import Optional
 
 import torch
 
-from ...init import initial_indices, initialize
 from ..distill import LOOPS, METHODS
 from ..distributed import World, check_same_options, init_world
 from ..files.atomic import atomic_path, write_json_atomic
@@ -21,6 +20,7 @@ from ..train.data import load_dataset
 from .config import SHARDED_METHODS, RunConfig
 from .evaluation import evaluate_and_report, use_learned_lr
 from .log import run_logger
+from .methods import initial_set, prepare, rded_run
 
 
 def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World) -> None:
@@ -46,17 +46,18 @@ def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World)
 
 
 def _timing(history, augment: str) -> dict:
-    iterations = max(len(history.losses), 1)
+    if not history.losses:  # RDED: no iterations, the selection's time
+        return {"seconds_per_iteration": None, "distill_seconds": history.seconds, "augment": augment, "iterations": 0}
+    iterations = len(history.losses)
     return {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
             "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
             "augment": augment, "iterations": len(history.losses)}
 
 
 def _save_set(cfg: RunConfig, folder: RunFolder, ds, images: torch.Tensor, syn_labels: torch.Tensor, history,
-              learned: dict) -> None:
+              learned: dict, init_indices: list) -> None:
     """synthetic.pt (with the training images the initialisation started from: the canaries of a
     membership audit) and final_grid.png."""
-    init_indices = initial_indices(ds.train_labels, cfg.ipc, cfg.init, ds.num_classes, cfg.seed)
     with atomic_path(folder.synthetic) as tmp:
         torch.save({"images": images.cpu(), "labels": syn_labels.cpu(), "mean": ds.mean, "std": ds.std,
                     "dataset": cfg.dataset, "losses": history.losses, "init_indices": init_indices, **learned,
@@ -70,6 +71,9 @@ def _log_distillation(log, history, session_seconds: float) -> None:
         log.info(f"DP-DM: epsilon {dp['epsilon']:.3f} at delta {dp['delta']:g} spent in {dp['steps']} iterations "
                  f"(noise multiplier {dp['noise_multiplier']:.3f}, sample rate {dp['sample_rate']:.3f}; "
                  f"{dp['accountant']})")
+    if not history.losses:  # RDED
+        log.info(f"selected and stitched the crops in {session_seconds:.0f} s")
+        return
     first = history.losses[0] if history.losses else float("nan")
     last = history.losses[-1] if history.losses else float("nan")
     log.info(f"distilled {len(history.losses)} iterations in {session_seconds:.0f} s this session; "
@@ -91,23 +95,27 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
         raise ValueError(f"torchrun: {cfg.method} runs as one process (it matches one trajectory per iteration, "
                          "not classes); make its expert buffer under torchrun (`kaleido buffer`) instead")
     folder = RunFolder(out)
-    _claim_folder(cfg, folder, resume, world)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
-    syn, syn_labels = initialize(x, y, cfg.ipc, cfg.init, strength=cfg.strength, seed=cfg.seed,
-                                 num_classes=ds.num_classes, views=cfg.kt_views, families=cfg.kt_families)
-    if world.main:
-        save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("init"))
+    prepared = prepare(cfg, ds, x, y)  # the checks that need the data: nothing is written before them
+    _claim_folder(cfg, folder, resume, world)
     start = time.perf_counter()
-    images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
-                                        checkpoint=folder.checkpoint, resume=resume,
-                                        progress=progress and world.main)
-    learned = dict(history.extra)
+    if cfg.method == "rded":
+        images, syn_labels, history, learned, init_indices = rded_run(cfg, ds, x, y, prepared, out)
+    else:
+        syn, syn_labels, init_indices = initial_set(cfg, ds, x, y, prepared)
+        if world.main:
+            save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("init"))
+        images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
+                                            checkpoint=folder.checkpoint, resume=resume,
+                                            progress=progress and world.main)
+        learned = dict(history.extra)
     use_learned_lr(cfg, learned)
     if not world.main:  # the other ranks help evaluate
-        return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), {}, progress)
+        return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), {}, progress, learned=learned)
     _log_distillation(run_logger(out), history, time.perf_counter() - start)
-    _save_set(cfg, folder, ds, images, syn_labels, history, learned)
-    return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), _timing(history, cfg.loop().augment),
-                               progress, dp=history.dp, lpips_weights=lpips_weights)
+    _save_set(cfg, folder, ds, images, syn_labels, history, learned, init_indices)
+    return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(),
+                               _timing(history, getattr(cfg.loop(), "augment", "none")),
+                               progress, dp=history.dp, lpips_weights=lpips_weights, learned=learned)
