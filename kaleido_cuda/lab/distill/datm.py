@@ -14,7 +14,7 @@ What DATM adds to MTT, as its code does:
 - The initial real images are drawn among those the first expert's final network classifies
   correctly (`eligible_images`); the run records them, they are the canaries of an audit.
 
-Departures (stated in docs/methods.md): the rate is learned in log space as in our MTT; DATM's
+Departures (docs/distill.md says why): the rate is learned in log space as in our MTT; DATM's
 loss threshold (no update while the loss is above it) is off by default (threshold None); one
 buffer of our experts (`kaleido buffer`: plain SGD, DSA), not DATM's FTD-trained ones.
 """
