@@ -305,3 +305,18 @@ def test_cli_rded_refuses_an_observer_of_another_dataset(tmp_path, capsys):
     out = str(tmp_path / "r")
     assert cli.main(_rded_args(out, "--observer", path)) == 2
     assert "was made for" in capsys.readouterr().err and not os.path.exists(out)
+
+
+def test_runs_made_before_datm_and_rded_keep_their_shadow_cache_and_model_keys():
+    """LiRA's shadow records and the evaluation models' records of a DM run hold no trace of the
+    options added with DATM and RDED, so caches written before them stay valid."""
+    from kaleido_cuda.lab.pipeline.audit import _shadow_record
+    from kaleido_cuda.lab.pipeline.config import RunConfig
+    from kaleido_cuda.lab.privacy.shadows import ShadowConfig
+    from kaleido_cuda.lab.train.evaluate import _model_record
+
+    run = _shadow_record(RunConfig(), ShadowConfig(), 10)["run"]
+    assert "datm" not in run and "rded" not in run and not {"labels", "temperature"} & set(run["eval"])
+    x, y = tiny_classes(2)
+    record = _model_record(x, y, 3, EvalConfig(), 0, None)
+    assert not {"labels", "temperature"} & set(record["eval"]) and "teacher" not in record

@@ -58,6 +58,8 @@ def _shadow_record(cfg: RunConfig, shadow_cfg: ShadowConfig, pool_size: int) -> 
     run = {k: v for k, v in asdict(cfg).items() if k not in ("device", "baselines", "full_epochs")
            and not (k in ("kt_views", "kt_families") and v == defaults[k])
            and not (k in ("datm", "rded") and k != cfg.method)}
+    run["eval"] = {k: v for k, v in run["eval"].items()  # and the label options at their defaults
+                   if not (k in ("labels", "temperature") and v == defaults["eval"][k])}
     return {"run": run,
             "shadow": shadow, "pool": pool_size, "statistic": STATISTIC}
 
