@@ -320,3 +320,19 @@ def test_runs_made_before_datm_and_rded_keep_their_shadow_cache_and_model_keys()
     x, y = tiny_classes(2)
     record = _model_record(x, y, 3, EvalConfig(), 0, None)
     assert not {"labels", "temperature"} & set(record["eval"]) and "teacher" not in record
+
+
+@pytest.mark.parametrize("method", ["mtt", "datm", "rded"])
+def test_methods_that_do_not_shard_refuse_torchrun_and_say_why(tmp_path, monkeypatch, method):
+    from kaleido_cuda.lab.distributed import World
+    from kaleido_cuda.lab.pipeline import distill as distill_module
+    from kaleido_cuda.lab.pipeline.config import SHARDED_METHODS, RunConfig
+    from kaleido_cuda.lab.distill import METHODS
+
+    assert set(distill_module.UNSHARDED) == set(METHODS) - set(SHARDED_METHODS)
+    monkeypatch.setattr(distill_module, "init_world", lambda device: World(rank=0, size=2))
+    cfg = RunConfig(method=method)
+    monkeypatch.setattr(RunConfig, "check", lambda self: None)  # no buffer needed to be refused
+    with pytest.raises(ValueError, match=f"torchrun: {method} runs as one process"):
+        distill_module.distill_run(cfg, str(tmp_path / "r"))
+    assert not os.path.exists(tmp_path / "r")

@@ -50,7 +50,7 @@ def _add_mtt_options(p) -> None:
                    help="mtt, datm: expert epochs to match (default %(default)s)")
     p.add_argument("--max-start-epoch", type=int, default=None,
                    help=f"mtt: start epochs drawn below it (default {default(MTTConfig, 'max_start_epoch')}); datm: "
-                        "the window's final bound (default: set by the IPC, docs/methods.md)")
+                        "the window's final bound (default: set by the IPC, docs/distill.md)")
     p.add_argument("--batch-syn", type=int, default=default(MTTConfig, "batch_syn"),
                    help="mtt, datm: synthetic images per student step (default all of them)")
 

@@ -23,6 +23,17 @@ from .log import run_logger
 from .methods import initial_set, prepare, rded_run
 
 
+# Why each method that does not split across torchrun's ranks runs as one process.
+UNSHARDED = {
+    "mtt": "torchrun: mtt runs as one process (it matches one trajectory per iteration, not classes); make its "
+           "expert buffer under torchrun (`kaleido buffer`) instead",
+    "datm": "torchrun: datm runs as one process (it matches one trajectory per iteration, not classes); make its "
+            "expert buffer under torchrun (`kaleido buffer`) instead",
+    "rded": "torchrun: rded runs as one process (it selects crops once, with no loop to split); run it without "
+            "torchrun, and `kaleido eval` its set under torchrun to split the evaluation models",
+}
+
+
 def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World) -> None:
     """Checks that every rank runs the same options and, on --resume, that the folder holds this
     run (iteration counts may differ); rank 0 then writes config.json and starts the log."""
@@ -92,8 +103,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     cfg.check()
     world = init_world(cfg.device)
     if world.distributed and cfg.method not in SHARDED_METHODS:
-        raise ValueError(f"torchrun: {cfg.method} runs as one process (it matches one trajectory per iteration, "
-                         "not classes); make its expert buffer under torchrun (`kaleido buffer`) instead")
+        raise ValueError(UNSHARDED[cfg.method])
     folder = RunFolder(out)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
