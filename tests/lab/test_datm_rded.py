@@ -282,6 +282,8 @@ def test_cli_datm_learns_labels_and_evaluates_on_them(tmp_path):
     assert config["datm"]["max_start_epoch"] == 1 and config["datm"]["initial_max_start_epoch"] == 1  # 20% of 3
     assert metrics["eval"]["lr"] == saved["lr"] and len(saved["init_indices"]) == 10
     assert cli.main(args + ["--resume"]) == 0  # the window resolves the same way: the folder is this run's
+    assert cli.main(["audit", out, "--attacks", "data,model", "--models", "1", "--quiet"]) == 0
+    assert json.load(open(os.path.join(out, "audit.json")))["canaries"] == 10  # the initial images
 
 
 @pytest.mark.parametrize("extra, match", [
