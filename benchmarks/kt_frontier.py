@@ -130,14 +130,18 @@ def plot(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for s in result["summary"]:
-        marker = "s" if s["name"] in ("real", "noise") else "o"
+        # Squares: real and noise; circles: the KT grid; grey x: the one-seed ablation; triangles: IPC 50.
+        style = (dict(fmt="s") if s["name"] in ("real", "noise") else dict(fmt="o") if s["name"] in POINTS
+                 else dict(fmt="x", color="grey") if s["name"] in ABLATION else dict(fmt="^"))
+        label = s["name"].replace("kt_v3_", "") if s["name"] in ABLATION else s["name"]
         for ax, key in zip(axes, ("canary_auc_max", "nn_ssim")):
             if s[key] is None:
                 continue
-            ax.errorbar(s[key], s["accuracy_mean"], yerr=s["accuracy_std"], fmt=marker, capsize=3)
-            ax.annotate(s["name"], (s[key], s["accuracy_mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.errorbar(s[key], s["accuracy_mean"], yerr=s["accuracy_std"], capsize=3, **style)
+            ax.annotate(label, (s[key], s["accuracy_mean"]), fontsize=6, xytext=(4, -3 if s["name"] in ABLATION else 3),
+                        textcoords="offset points", color="grey" if s["name"] in ABLATION else "black")
     axes[0].set_xlabel("canary AUC, strongest data attack")
     axes[1].set_xlabel("mean NN SSIM to the training set")
     for ax in axes:
@@ -158,7 +162,13 @@ def main(argv=None):
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--only", nargs="*", help="point names to run (default: all)")
     ap.add_argument("--lpips-weights", default=None, help="AlexNet weights for min-LPIPS (default: the torch hub cache)")
+    ap.add_argument("--replot", action="store_true", help="rewrite the table and plot from the results file only")
     args = ap.parse_args(argv)
+    if args.replot:
+        result = json.load(open(os.path.join(args.out, "kt_frontier.json")))
+        write_text_atomic(os.path.join(args.out, "kt_frontier.md"), markdown(result))
+        plot(result, os.path.join(args.out, "kt_frontier.png"))
+        return
     known = set(POINTS) | set(ABLATION) | set(HIGH_IPC)
     if args.only and set(args.only) - known:
         ap.error(f"unknown point(s) {sorted(set(args.only) - known)}; known: {sorted(known)}")

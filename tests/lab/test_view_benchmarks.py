@@ -27,8 +27,9 @@ def test_kt_frontier_plan_puts_every_points_first_seed_first():
     order = kt_frontier.plan([0, 1, 2])
     points = list(kt_frontier.POINTS)
     assert order[:len(points)] == [(p, 0) for p in points]
-    assert len(order) == 3 * len(points) + len(kt_frontier.ABLATION) == 22
-    assert order[-len(kt_frontier.ABLATION):] == [(a, 0) for a in kt_frontier.ABLATION]
+    tail = [*kt_frontier.ABLATION, *kt_frontier.HIGH_IPC]
+    assert len(order) == 3 * len(points) + len(tail) == 24
+    assert order[-len(tail):] == [(a, 0) for a in tail]
 
 
 def test_kt_frontier_summary_averages_seeds():
@@ -36,14 +37,17 @@ def test_kt_frontier_summary_averages_seeds():
 
     rows = [dict(name="kt_v3", accuracy=0.90, nn_ssim=0.5, canary_auc_max=0.5, heldout_nn_ssim=0.85),
             dict(name="kt_v3", accuracy=0.92, nn_ssim=0.7, canary_auc_max=0.6, heldout_nn_ssim=0.85),
-            dict(name="noise", accuracy=0.80, nn_ssim=0.1, canary_auc_max=None, heldout_nn_ssim=0.85)]
-    kt, noise = kt_frontier.summary(rows)
+            dict(name="noise", accuracy=0.80, nn_ssim=0.1, canary_auc_max=None, heldout_nn_ssim=0.85),
+            dict(name="real_ipc50", ipc=50, accuracy=0.98, nn_ssim=0.99, canary_auc_max=1.0, heldout_nn_ssim=0.85)]
+    kt, noise, high = kt_frontier.summary(rows)
     assert kt["seeds"] == 2 and kt["accuracy_mean"] == pytest.approx(91.0) and kt["nn_ssim"] == pytest.approx(0.6)
     assert kt["accuracy_std"] == pytest.approx(1.4142, abs=1e-3) and kt["canary_auc_max"] == pytest.approx(0.55)
     assert noise["canary_auc_max"] is None and noise["accuracy_std"] == 0.0
-    assert "| noise | 1 | 80.0 +- 0.0 | 0.100 | - |" in kt_frontier.markdown(
+    table = kt_frontier.markdown(
         {"machine": {"commit": "x", "torch": "t", "cpu": "c", "torch_threads": 2, "date": "d"}, "command": "c",
-         "iterations": 1, "eval_epochs": 1, "summary": [kt, noise]})
+         "iterations": 1, "eval_epochs": 1, "summary": [kt, noise, high]})
+    assert "| noise | 10 | 1 | 80.0 +- 0.0 | 0.100 | - |" in table
+    assert "| real_ipc50 | 50 | 1 | 98.0 +- 0.0 | 0.990 | 1.000 |" in table
 
 
 def test_label_stability_is_the_accuracy_on_kt_images_and_strength_zero_changes_nothing():
