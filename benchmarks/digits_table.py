@@ -99,7 +99,7 @@ def main(argv=None):
                     metrics = json.load(open(metrics_path))
                 else:
                     cfg = RunConfig(dataset="digits", method=method, ipc=ipc, init=init, strength=args.strength,
-                                    seed=args.seed,
+                                    seed=args.seed, kt_views=1,  # the committed table's single chain
                                     dm=DMConfig(iterations=args.iterations, seed=args.seed),
                                     dc=DCConfig(iterations=args.iterations, seed=args.seed),
                                     mtt=MTTConfig(iterations=args.iterations, buffer=args.buffer, dataset="digits", seed=args.seed,

@@ -115,7 +115,7 @@ def _run(runs_dir, init, ipc, iterations, seed, suffix="", eval_runs=3, eval_epo
     dm_options: more DMConfig fields (DP-DM's, for dp_table.py)."""
     out = os.path.join(runs_dir, f"dm_{init}_ipc{ipc}{suffix}" + (f"_seed{seed}" if seed else ""))
     if not os.path.exists(os.path.join(out, "metrics.json")):
-        cfg = RunConfig(dataset="digits", method="dm", ipc=ipc, init=init, seed=seed,
+        cfg = RunConfig(dataset="digits", method="dm", ipc=ipc, init=init, seed=seed, kt_views=1,  # as committed
                         dm=DMConfig(iterations=iterations, seed=seed, **(dm_options or {})), baselines=False,
                         eval=EvalConfig(runs=eval_runs, epochs=eval_epochs))
         print(f"dm {init} IPC {ipc} ({iterations} iterations) -> {out}", flush=True)

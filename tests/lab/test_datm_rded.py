@@ -14,7 +14,7 @@ from kaleido_cuda.lab import cli
 from kaleido_cuda.lab.distill import BufferConfig, DATMConfig, RDEDConfig, distill_datm, train_buffer
 from kaleido_cuda.lab.distill.datm import (eligible_images, final_networks, initial_label_logits, upper_start_epoch,
                                            window_for_ipc)
-from kaleido_cuda.lab.distill.rded import class_crops, rded_set, stitch
+from kaleido_cuda.lab.distill.rded import class_crops, default_factor, rded_set, stitch
 from kaleido_cuda.lab.train.evaluate import EvalConfig, supervision_loss, train_model
 from kaleido_cuda.lab.train.models import get_model
 
@@ -148,6 +148,7 @@ def test_datm_resume_gives_the_uninterrupted_result(tmp_path, tiny_buffer):
     (dict(max_start_epoch=4), "exceeds"),
     (dict(expansion_end=0), "expansion_end"),
     (dict(buffer=""), "needs an expert buffer"),
+    (dict(model="convnet_bn"), "batch norm"),  # the buffer has no running statistics for the experts' logits
 ])
 def test_datm_rejects_bad_windows_and_buffers(tiny_buffer, changes, match):
     x, y = tiny_classes(8)
@@ -202,6 +203,15 @@ def test_rded_tiles_come_from_their_recorded_sources():
     assert bool((none == -1).all())
 
 
+def test_rded_factor_follows_the_resolution_as_rdeds_scripts():
+    """One crop per image up to 64 px (RDED's CIFAR and Tiny ImageNet runs), 2x2 above (ImageNet)."""
+    assert [default_factor((s, s)) for s in (16, 32, 64, 128, 224)] == [1, 1, 1, 2, 2]
+    x, y = tiny_classes(8, size=16)
+    cfg = RDEDConfig(crops_per_image=1)
+    _, _, sources = rded_set(get_model("mlp", 1, 3, (16, 16), 16, None), x, y, 2, 3, cfg)
+    assert sources.shape == (6, 1) and cfg.factor is None  # resolved on a copy: the caller's config is kept
+
+
 @pytest.mark.parametrize("changes, ipc, match", [
     (dict(factor=3), 1, "divide the image side"),
     (dict(factor=2), 3, "needs 12 crops per class"),
@@ -252,15 +262,18 @@ def _rded_args(out, *extra):
 
 def test_cli_rded_records_its_canaries_and_evaluates_by_distillation(tmp_path, capsys):
     out = str(tmp_path / "rded")
-    assert cli.main(_rded_args(out, "--init", "kt", "--kt-views", "2")) == 0
+    assert cli.main(_rded_args(out, "--init", "kt", "--kt-views", "2", "--rded-factor", "2")) == 0
     saved = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)
     metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert json.load(open(os.path.join(out, "config.json")))["rded"]["factor"] == 2
     assert metrics["eval"]["protocol"] == "kd" and os.path.exists(os.path.join(out, "observer.pt"))
     assert saved["tile_sources"].shape == (10, 4)
     assert saved["init_indices"] == sorted(set(saved["tile_sources"].flatten().tolist()))
     assert cli.main(["eval", out, "--eval-epochs", "1", "--eval-runs", "1", "--eval-labels", "hard",
                      "--no-baselines", "--quiet"]) == 0
     assert json.load(open(os.path.join(out, "metrics.json")))["eval"]["protocol"] == "hard"
+    assert cli.main(["eval", out, "--eval-temperature", "0", "--quiet"]) == 2
+    assert "temperature must be > 0" in capsys.readouterr().err
     assert cli.main(["audit", out, "--attacks", "data,model", "--models", "1", "--quiet"]) == 0
     audit = json.load(open(os.path.join(out, "audit.json")))
     assert audit["canaries"] == len(saved["init_indices"])
@@ -280,15 +293,20 @@ def test_cli_datm_learns_labels_and_evaluates_on_them(tmp_path):
     config = json.load(open(os.path.join(out, "config.json")))
     assert metrics["eval"]["protocol"] == "soft" and saved["soft_labels"].shape == (10, 10)
     assert config["datm"]["max_start_epoch"] == 1 and config["datm"]["initial_max_start_epoch"] == 1  # 20% of 3
+    assert config["datm"]["expansion_end"] == 1  # half the iterations, recorded
     assert metrics["eval"]["lr"] == saved["lr"] and len(saved["init_indices"]) == 10
     assert cli.main(args + ["--resume"]) == 0  # the window resolves the same way: the folder is this run's
+    longer = [a if a != "2" or args[i - 1] != "--iterations" else "4" for i, a in enumerate(args)]
+    assert cli.main(longer + ["--resume"]) == 0  # goes on: the window keeps the run's schedule
+    assert json.load(open(os.path.join(out, "config.json")))["datm"]["expansion_end"] == 1
+    assert len(torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)["losses"]) == 4
     assert cli.main(["audit", out, "--attacks", "data,model", "--models", "1", "--quiet"]) == 0
     assert json.load(open(os.path.join(out, "audit.json")))["canaries"] == 10  # the initial images
 
 
 @pytest.mark.parametrize("extra, match", [
     (["--rded-factor", "3"], "divide the image side"),
-    (["--ipc", "40"], "crops per class"),
+    (["--ipc", "200"], "crops per class"),
     (["--observer", "/nonexistent.pt"], "no observer checkpoint"),
 ])
 def test_cli_rded_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, match):

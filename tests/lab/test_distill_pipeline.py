@@ -269,7 +269,7 @@ def test_cli_distill_with_dc(tmp_path):
     assert m["timing"]["iterations"] == 1 and json.load(open(os.path.join(out, "config.json")))["method"] == "dc"
 
 
-def test_cli_distill_kt_views_initialises_from_averaged_views_and_records_them(tmp_path):
+def test_cli_distill_kt_views_initialises_from_averaged_views_and_records_them(tmp_path, capsys):
     out = str(tmp_path / "views")
     args = ["distill", "--ipc", "1", "--kt-views", "3", "--iterations", "0", "--eval-epochs", "1", "--eval-runs", "1",
             "--no-baselines", "--out", out, "--quiet"]
@@ -281,16 +281,35 @@ def test_cli_distill_kt_views_initialises_from_averaged_views_and_records_them(t
     got = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)["images"]
     torch.testing.assert_close(got, want)  # no iterations: the set is its initialisation
     assert float((got - single).abs().max()) > 0.1
-    # A run folder written before the option existed (config.json without it) still resumes.
-    config = json.load(open(os.path.join(out, "config.json")))
-    config["kt_views"] = 1
-    del config["kt_views"]
-    json.dump(config, open(os.path.join(out, "config.json"), "w"))
-    resumed = ["distill", "--ipc", "1", "--iterations", "0", "--eval-epochs", "1", "--eval-runs", "1",
-               "--no-baselines", "--out", out, "--quiet", "--resume"]
-    assert cli.main(resumed) == 0
+    # A run folder written before the options existed: config.json without kt_views (one chain then)
+    # and without the sections of the methods added since (which the CLI fills from the run's dataset).
+    old = str(tmp_path / "old")
+    legacy = ["distill", "--ipc", "1", "--iterations", "0", "--eval-epochs", "1", "--eval-runs", "1",
+              "--no-baselines", "--out", old, "--quiet"]
+    assert cli.main(legacy + ["--kt-views", "1"]) == 0
+    config = json.load(open(os.path.join(old, "config.json")))
+    for name in ("kt_views", "datm", "rded"):
+        del config[name]
+    json.dump(config, open(os.path.join(old, "config.json"), "w"))
+    assert cli.main(legacy + ["--resume", "--kt-views", "1"]) == 0
+    assert cli.main(legacy + ["--resume"]) == 2  # today's default is 3 views: said, not resumed as 3
+    assert "kt_views: 1 in the folder, 3 here" in capsys.readouterr().err
     assert cli.main(args[:-1] + ["--quiet", "--kt-views", "0"]) == 2
     assert cli.main(args[:-1] + ["--quiet", "--kt-families", "warp,blur"]) == 2
+
+
+def test_resume_into_another_runs_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """--resume compares config.json before RDED trains its observer (minutes), and says what differs."""
+    from kaleido_cuda.lab.pipeline import methods
+
+    out = str(tmp_path / "dm")
+    assert cli.main(["distill", "--ipc", "1", "--iterations", "0", "--eval-epochs", "1", "--eval-runs", "1",
+                     "--no-baselines", "--out", out, "--quiet"]) == 0
+    monkeypatch.setattr(methods, "observer_for", lambda *a, **k: pytest.fail("the observer was trained"))
+    assert cli.main(["distill", "--method", "rded", "--ipc", "1", "--eval-epochs", "1", "--eval-runs", "1",
+                     "--no-baselines", "--out", out, "--quiet", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "another configuration" in err and "method" in err
 
 
 def test_cli_distill_kt_families_are_recorded_and_used(tmp_path):
@@ -300,7 +319,8 @@ def test_cli_distill_kt_families_are_recorded_and_used(tmp_path):
     assert cli.main(args) == 0
     assert json.load(open(os.path.join(out, "config.json")))["kt_families"] == "noise"
     ds = load_dataset("digits")
-    want, _ = initialize(ds.train_images, ds.train_labels, 1, "kt", seed=0, num_classes=10, families="noise")
+    want, _ = initialize(ds.train_images, ds.train_labels, 1, "kt", seed=0, num_classes=10, families="noise",
+                         views=3)  # the CLI's default views
     got = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)["images"]
     torch.testing.assert_close(got, want)
     real, _ = initialize(ds.train_images, ds.train_labels, 1, "real", seed=0, num_classes=10)

@@ -25,7 +25,7 @@ def _add_run_options(p) -> None:
     p.add_argument("--strength", type=float, default=default(RunConfig, "strength"),
                    help=f"KT strength in [0, 1] (default {shown(default(RunConfig, 'strength'))})")
     p.add_argument("--kt-views", type=int, default=default(RunConfig, "kt_views"),
-                   help="KT views averaged per initial image; the paper uses 3 (default %(default)s)")
+                   help="KT views averaged per initial image (default %(default)s, the paper's number)")
     p.add_argument("--lpips-weights", default=None, metavar="PATH",
                    help="torchvision AlexNet weights for min-LPIPS (default: the torch hub cache; without them "
                         "LPIPS is skipped, nothing is downloaded)")
@@ -68,7 +68,8 @@ def _add_datm_rded_options(p) -> None:
     p.add_argument("--observer-epochs", type=int, default=default(RDEDConfig, "observer_epochs"),
                    help="rded: epochs of an observer trained here (default %(default)s)")
     p.add_argument("--rded-factor", type=int, default=default(RDEDConfig, "factor"),
-                   help="rded: crops per side of a stitched image (default %(default)s)")
+                   help="rded: crops per side of a stitched image (default: 1 up to 64 px a side, 2 above, "
+                        "as RDED's scripts)")
     p.add_argument("--crops-per-image", type=int, default=default(RDEDConfig, "crops_per_image"),
                    help="rded: random crops scored per image (default %(default)s)")
 
@@ -112,7 +113,8 @@ def run_config(args) -> RunConfig:
                 checkpoint_every_s=args.checkpoint_every)
     trajectory = dict(dataset=args.dataset, buffer=args.buffer or default_buffer(args.dataset, args.model),
                       syn_steps=args.syn_steps, expert_epochs=args.expert_epochs, batch_syn=args.batch_syn)
-    mtt = MTTConfig(**loop, **trajectory, max_start_epoch=args.max_start_epoch or default(MTTConfig, "max_start_epoch"))
+    mtt = MTTConfig(**loop, **trajectory, max_start_epoch=default(MTTConfig, "max_start_epoch")
+                     if args.max_start_epoch is None else args.max_start_epoch)
     datm = DATMConfig(**loop, **trajectory, max_start_epoch=args.max_start_epoch, min_start_epoch=args.min_start_epoch,
                       initial_max_start_epoch=args.initial_max_start_epoch, expansion_end=args.expansion_end,
                       lr_labels=args.lr_labels)

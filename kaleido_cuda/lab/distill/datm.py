@@ -4,7 +4,7 @@ Dataset Distillation via Difficulty-Aligned Trajectory Matching", ICLR 2024), on
 What DATM adds to MTT, as its code does:
 - The matching window. The start epoch is drawn from [min_start_epoch, upper) where upper rises
   linearly from initial_max_start_epoch at iteration 0 to max_start_epoch at iteration
-  expansion_end (then stays): early, easy trajectory segments first, later ones as the set
+  expansion_end (half the run's iterations unless set; then stays): early, easy trajectory segments first, later ones as the set
   improves. How far the window reaches is set by IPC (`window_for_ipc`): small sets match the
   early segments, large sets the later ones.
 - Learned soft labels. Every synthetic image has a row of label logits, initialised from the
@@ -39,7 +39,7 @@ class DATMConfig(MTTConfig):
     max_start_epoch: Optional[int] = None          # None: window_for_ipc's, for the run's IPC and buffer
     min_start_epoch: Optional[int] = None
     initial_max_start_epoch: Optional[int] = None  # the window's upper bound at iteration 0 (None: max_start_epoch)
-    expansion_end: Optional[int] = None            # iteration at which the bound reaches max (None: half the run)
+    expansion_end: Optional[int] = None            # iteration at which the bound reaches max (None: half the run's)
     lr_labels: float = 2.0                         # DATM's lr_y at IPC 10 and 50
     momentum_labels: float = 0.9
     threshold: Optional[float] = None              # DATM: skip the update while the loss exceeds it (None: never)
@@ -53,6 +53,8 @@ class DATMConfig(MTTConfig):
             self.min_start_epoch = low
         if self.initial_max_start_epoch is None:
             self.initial_max_start_epoch = min(first, self.max_start_epoch)
+        if self.expansion_end is None:  # recorded, so a resumed run that goes on longer keeps its schedule
+            self.expansion_end = max(1, self.iterations // 2)
 
     def check_window(self) -> None:
         if self.max_start_epoch is None or self.min_start_epoch is None:
@@ -88,6 +90,9 @@ def resolved(cfg: DATMConfig, ipc: int) -> DATMConfig:
     cfg = dataclasses.replace(cfg)
     if not cfg.buffer:
         raise ValueError("datm needs an expert buffer: make one with `kaleido buffer` and pass --buffer")
+    if cfg.model.endswith("_bn"):  # the experts' final logits label the images and select them
+        raise ValueError(f"datm: model {cfg.model!r} has batch norm, whose running statistics the expert buffer does "
+                         "not record, so the experts' logits would be wrong; use convnet, convnet_nn or mlp")
     cfg.resolve_window(ipc, buffer_epochs(cfg.buffer, cfg.dataset, cfg.model))
     cfg.check_window()
     return cfg
@@ -97,7 +102,7 @@ def upper_start_epoch(cfg: DATMConfig, it: int) -> int:
     """The window's (exclusive) upper bound at iteration it: linear from initial_max_start_epoch to
     max_start_epoch over expansion_end iterations, as DATM's Sequential_Generation."""
     first = cfg.max_start_epoch if cfg.initial_max_start_epoch is None else cfg.initial_max_start_epoch
-    end = cfg.expansion_end or max(1, cfg.iterations // 2)
+    end = cfg.expansion_end if cfg.expansion_end is not None else max(1, cfg.iterations // 2)
     return min(cfg.max_start_epoch, first + int((cfg.max_start_epoch - first) * it / end))
 
 

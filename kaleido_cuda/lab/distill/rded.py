@@ -9,7 +9,8 @@ protocol 'kd'). As RDED's code:
 - images_per_class images of a class are drawn (all of a smaller class), crops_per_image random
   square crops of each (RandomResizedCrop's area scale (0.08, 1), aspect ratio 1); each image keeps
   its best crop and the class keeps its ipc * factor^2 best;
-- crop k of the class's sorted list goes to image k mod ipc, tile k // ipc (row-major).
+- crop k of the class's sorted list goes to image k mod ipc, tile k // ipc (row-major);
+- factor 1 (no stitching) for images up to 64 px a side, 2 above (`default_factor`).
 Departures: a crop is scored resized to the full image side (RDED pads the small tile with zeros);
 tiles are resized with antialiased bilinear interpolation (RDED: nearest).
 
@@ -20,6 +21,7 @@ Every tile records the training image it was cut from (`sources`), the canaries 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -31,7 +33,7 @@ from ...init import kt_perturb
 
 @dataclass
 class RDEDConfig:
-    factor: int = 2                 # tiles per side of a stitched image
+    factor: Optional[int] = None    # tiles per side of a stitched image (None: default_factor of the image side)
     images_per_class: int = 300     # RDED's mipc
     crops_per_image: int = 5        # RDED's num_crop
     min_scale: float = 0.08         # RandomResizedCrop's area scale range
@@ -44,7 +46,13 @@ class RDEDConfig:
     seed: int = 0
     iterations: int = 0             # RDED does not iterate (kept for the loops' common reporting)
 
+    def resolve_factor(self, size: Tuple[int, int]) -> None:
+        if self.factor is None:
+            self.factor = default_factor(size)
+
     def check(self, size: Tuple[int, int]) -> None:
+        if self.factor is None:
+            raise ValueError("rded: the factor is not set (resolve_factor fills it from the image side)")
         if self.factor < 1 or size[0] % self.factor or size[1] % self.factor:
             raise ValueError(f"rded: factor {self.factor} must be >= 1 and divide the image side {size[0]}x{size[1]}")
         if self.images_per_class < 1 or self.crops_per_image < 1:
@@ -61,6 +69,13 @@ class RDEDConfig:
             raise ValueError(f"rded: ipc {ipc} with factor {self.factor} needs {need} crops per class, from as many "
                              f"images; the smallest class gives {have} (images_per_class {self.images_per_class}); "
                              "lower --ipc or --rded-factor")
+
+
+def default_factor(size: Tuple[int, int]) -> int:
+    """RDED's scripts: one crop per image for the low-resolution sets (CIFAR-10/100 at 32x32,
+    Tiny ImageNet at 64x64), 2x2 crops stitched for the ImageNet subsets (128 px and up), where a
+    quarter-size tile still shows an object."""
+    return 1 if max(size) <= 64 else 2
 
 
 def crop_boxes(n: int, size: Tuple[int, int], cfg: RDEDConfig, g: torch.Generator) -> torch.Tensor:
@@ -133,6 +148,8 @@ def rded_set(observer, images: torch.Tensor, labels: torch.Tensor, ipc: int, num
              families=None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RDED's distilled set: (ipc * num_classes, C, H, W) stitched images (class-major), their
     labels, and (N, factor^2) the training row of each tile's source (-1 for noise tiles)."""
+    cfg = dataclasses.replace(cfg)
+    cfg.resolve_factor(tuple(images.shape[-2:]))
     cfg.check(tuple(images.shape[-2:]))
     rows_of = [torch.nonzero(labels.cpu() == c).flatten() for c in range(num_classes)]
     cfg.check_ipc(ipc, [len(r) for r in rows_of])

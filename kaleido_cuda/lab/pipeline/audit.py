@@ -27,7 +27,7 @@ from ..privacy.foreign import load_foreign_set
 from ..privacy.shadows import STATISTIC, ShadowConfig, cached_shadows
 from ..train.data import load_dataset
 from ..train.evaluate import EvalConfig, saved_or_trained, train_model
-from .config import RunConfig
+from .config import SINGLE_CHAIN_VIEWS, RunConfig
 from .evaluation import record_membership, supervision
 from .references import audit_dpsgd_run
 
@@ -51,9 +51,9 @@ def _canaries(cfg: RunConfig, saved: dict, ds) -> Tuple[list, str]:
 def _shadow_record(cfg: RunConfig, shadow_cfg: ShadowConfig, pool_size: int) -> dict:
     # The number of shadows is left out: shadow s is the same whatever K, so K may grow.
     shadow = {k: v for k, v in asdict(shadow_cfg).items() if k != "shadows"}
-    # kt_views and kt_families at their defaults (the single chain, every family) are left out too,
-    # so shadows cached before those options existed stay valid.
-    defaults = asdict(RunConfig())
+    # kt_views and kt_families at their values of before those options existed (the single chain,
+    # every family) are left out too, so shadows cached then stay valid.
+    defaults = {**asdict(RunConfig()), "kt_views": SINGLE_CHAIN_VIEWS}
     # So are the configurations of methods the run does not use that came after the cache existed.
     run = {k: v for k, v in asdict(cfg).items() if k not in ("device", "baselines", "full_epochs")
            and not (k in ("kt_views", "kt_families") and v == defaults[k])
@@ -121,7 +121,8 @@ def audit_run(out: str, audit: Optional[AuditConfig] = None, progress: bool = Tr
     # The run's evaluation models are the targets where seeds and epochs match.
     report = audit_set(out, saved["images"], saved["labels"], ds, canaries, canary_source, eval_cfg,
                        torch.device(cfg.device), audit, progress, shadows=shadows, model_folder=folder.models,
-                       train_target=_method_targets(out, eval_cfg, saved, ds.num_classes, folder, cfg.device))
+                       train_target=_method_targets(out, eval_cfg, saved, ds.num_classes, folder, cfg.device)
+                       if {"model", "lira"} & set(audit.attacks) else None)
     record_membership(out, report)
     return report
 

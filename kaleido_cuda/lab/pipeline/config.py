@@ -16,6 +16,10 @@ from ..train.evaluate import EvalConfig
 # The methods whose loop splits its classes across torchrun's ranks.
 SHARDED_METHODS = ("dm", "dc")
 
+# The views of a run whose config.json has no kt_views: it was written before the option existed,
+# when KT was one perturbation chain.
+SINGLE_CHAIN_VIEWS = 1
+
 
 @dataclass
 class RunConfig:
@@ -25,7 +29,7 @@ class RunConfig:
     ipc: int = 10
     init: str = "kt"
     strength: float = 1.0
-    kt_views: int = 1   # KT views averaged per initial image (init 'kt')
+    kt_views: int = 3   # KT views averaged per initial image (init 'kt'): the paper's number
     kt_families: str = ",".join(KT_FAMILIES)  # the KT preset's families that are on (init 'kt')
     seed: int = 0
     device: str = "cpu"
@@ -81,6 +85,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
+        d.setdefault("kt_views", SINGLE_CHAIN_VIEWS)
         for method, config in CONFIGS.items():
             d[method] = config(**d.get(method, {}))
         d["eval"] = EvalConfig(**d.get("eval", {}))

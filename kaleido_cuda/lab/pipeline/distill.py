@@ -20,7 +20,7 @@ from ..train.data import load_dataset
 from .config import SHARDED_METHODS, RunConfig
 from .evaluation import evaluate_and_report, use_learned_lr
 from .log import run_logger
-from .methods import initial_set, prepare, rded_run
+from .methods import initial_set, prepare, rded_run, resolve
 
 
 # Why each method that does not split across torchrun's ranks runs as one process.
@@ -34,19 +34,42 @@ UNSHARDED = {
 }
 
 
-def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World) -> None:
+def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World) -> None:
     """Checks that every rank runs the same options and, on --resume, that the folder holds this
-    run (iteration counts may differ); rank 0 then writes config.json and starts the log."""
+    run (iteration counts may differ). Only the run's own method's options are compared: the others
+    are unused, and the CLI fills them from the run's dataset and seed, so an older config.json
+    that lacks a method added since still resumes."""
     check_same_options(world, {"config": asdict(cfg), "out": os.path.abspath(folder.root), "resume": resume})
     saved = folder.saved_config() if resume else None
-    if saved is not None:
-        saved = json.loads(json.dumps(asdict(RunConfig.from_dict(saved))))  # options added since: defaults
-        mine = json.loads(json.dumps(asdict(cfg)))
-        for d in (saved, mine):
-            for method in METHODS:
+    if saved is None:
+        return
+    saved = json.loads(json.dumps(asdict(RunConfig.from_dict(saved))))  # options added since: defaults
+    mine = json.loads(json.dumps(asdict(cfg)))
+    for d in (saved, mine):
+        for method in METHODS:
+            if method == cfg.method:
                 d.get(method, {}).pop("iterations", None)
-        if saved != mine:
-            raise ValueError(f"--resume: {folder.root} holds a run with another configuration; use another --out")
+            else:
+                d.pop(method, None)
+    if saved != mine:
+        raise ValueError(f"--resume: {folder.root} holds a run with another configuration "
+                         f"({'; '.join(_differences(saved, mine))}); pass the run's options or use another --out")
+
+
+def _differences(saved: dict, mine: dict, prefix: str = "") -> list:
+    """'name: X in the folder, Y here' for every option that differs (nested sections dotted)."""
+    out = []
+    for k in sorted(set(saved) | set(mine)):
+        a, b = saved.get(k), mine.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} in the folder, {b!r} here")
+    return out
+
+
+def _start_folder(cfg: RunConfig, folder: RunFolder, world: World) -> None:
+    """Rank 0 writes config.json and starts the log."""
     if world.main:
         os.makedirs(folder.root, exist_ok=True)
         write_json_atomic(folder.config, asdict(cfg))
@@ -56,11 +79,11 @@ def _claim_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World)
             log.info(f"torchrun: {world.size} ranks, classes split among them")
 
 
-def _timing(history, augment: str) -> dict:
-    if not history.losses:  # RDED: no iterations, the selection's time
+def _timing(cfg: RunConfig, history, augment: str) -> dict:
+    if cfg.method == "rded":  # no iterations: the selection's time
         return {"seconds_per_iteration": None, "distill_seconds": history.seconds, "augment": augment, "iterations": 0}
     iterations = len(history.losses)
-    return {"seconds_per_iteration": history.seconds / iterations, "distill_seconds": history.seconds,
+    return {"seconds_per_iteration": history.seconds / iterations if iterations else None, "distill_seconds": history.seconds,
             "augment_forward_share": history.augment_seconds / history.seconds if history.seconds else 0.0,
             "augment": augment, "iterations": len(history.losses)}
 
@@ -76,13 +99,13 @@ def _save_set(cfg: RunConfig, folder: RunFolder, ds, images: torch.Tensor, syn_l
     save_class_grid(ds.denormalise(images.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("final"))
 
 
-def _log_distillation(log, history, session_seconds: float) -> None:
+def _log_distillation(cfg: RunConfig, log, history, session_seconds: float) -> None:
     if history.dp:
         dp = history.dp
         log.info(f"DP-DM: epsilon {dp['epsilon']:.3f} at delta {dp['delta']:g} spent in {dp['steps']} iterations "
                  f"(noise multiplier {dp['noise_multiplier']:.3f}, sample rate {dp['sample_rate']:.3f}; "
                  f"{dp['accountant']})")
-    if not history.losses:  # RDED
+    if cfg.method == "rded":
         log.info(f"selected and stitched the crops in {session_seconds:.0f} s")
         return
     first = history.losses[0] if history.losses else float("nan")
@@ -108,8 +131,11 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
+    # DATM's window and RDED's factor, as config.json records them
+    resolve(cfg, ds.train_images.shape[-2:], folder.saved_config() if resume else None)
+    _check_folder(cfg, folder, resume, world)  # before the observer of RDED is trained
     prepared = prepare(cfg, ds, x, y)  # the checks that need the data: nothing is written before them
-    _claim_folder(cfg, folder, resume, world)
+    _start_folder(cfg, folder, world)
     start = time.perf_counter()
     if cfg.method == "rded":
         images, syn_labels, history, learned, init_indices = rded_run(cfg, ds, x, y, prepared, out)
@@ -124,8 +150,8 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     use_learned_lr(cfg, learned)
     if not world.main:  # the other ranks help evaluate
         return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(), {}, progress, learned=learned)
-    _log_distillation(run_logger(out), history, time.perf_counter() - start)
+    _log_distillation(cfg, run_logger(out), history, time.perf_counter() - start)
     _save_set(cfg, folder, ds, images, syn_labels, history, learned, init_indices)
     return evaluate_and_report(cfg, out, images.cpu(), syn_labels.cpu(),
-                               _timing(history, getattr(cfg.loop(), "augment", "none")),
+                               _timing(cfg, history, getattr(cfg.loop(), "augment", "none")),
                                progress, dp=history.dp, lpips_weights=lpips_weights, learned=learned)

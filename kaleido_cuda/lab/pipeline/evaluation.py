@@ -83,6 +83,7 @@ def evaluate_run(out: str, eval_cfg: Optional[EvalConfig] = None, baselines: Opt
     cfg = RunConfig.from_dict(json.load(open(folder.config)))
     init_world(cfg.device)
     if eval_cfg is not None:
+        eval_cfg.check()
         cfg.eval = eval_cfg
     if baselines is not None:
         cfg.baselines = baselines

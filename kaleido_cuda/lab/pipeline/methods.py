@@ -28,12 +28,30 @@ class Prepared:
     notes: dict = field(default_factory=dict)
 
 
+# DATM's options that resolve() fills in when they are left None.
+DATM_WINDOW = ("min_start_epoch", "initial_max_start_epoch", "max_start_epoch", "expansion_end")
+
+
+def resolve(cfg: RunConfig, size, saved: Optional[dict] = None) -> None:
+    """Fills in the options that depend on the IPC, the buffer and the iterations (DATM's window)
+    or the image side (RDED's factor), checked. saved: the config.json of the run being resumed,
+    whose values fill in DATM's window options left None (a run resumed with more iterations keeps
+    its schedule)."""
+    if cfg.method == "rded":
+        cfg.rded.resolve_factor(tuple(size))
+    if cfg.method != "datm":
+        return
+    for name in DATM_WINDOW:
+        if getattr(cfg.datm, name) is None and saved is not None:
+            setattr(cfg.datm, name, saved.get("datm", {}).get(name))
+    cfg.datm = resolved(cfg.datm, cfg.ipc)
+
+
 def prepare(cfg: RunConfig, ds, x: torch.Tensor, y: torch.Tensor) -> Prepared:
-    """Checks what needs the data and fills in what depends on it (DATM's window), raising a
-    ValueError naming the problem before the run writes anything."""
+    """Checks what needs the data, raising a ValueError naming the problem before the run writes
+    anything (cfg already `resolve`d)."""
     out = Prepared()
     if cfg.method == "datm":
-        cfg.datm = resolved(cfg.datm, cfg.ipc)
         out.eligible = eligible_images(cfg.datm, x, y, ds.num_classes)
         if cfg.init != "noise":  # raises when a class has too few eligible images
             initial_indices(ds.train_labels, cfg.ipc, cfg.init, ds.num_classes, cfg.seed, out.eligible)
