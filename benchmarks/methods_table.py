@@ -46,6 +46,9 @@ def _points():
 
 
 POINTS = _points()
+# The runs that also train the baselines (a random real subset of the IPC, the full training set):
+# one per IPC, since every run of an IPC would measure the same ones.
+BASELINE_RUNS = ("rded_real_ipc10", "rded_real_ipc50", "rded_real_ipc1")
 
 
 def run_config(name: str, args) -> RunConfig:
@@ -53,7 +56,8 @@ def run_config(name: str, args) -> RunConfig:
     trajectory = dict(iterations=args.iterations, buffer=args.buffer, dataset="digits", batch_syn=20)
     return RunConfig(dataset="digits", method=method, ipc=ipc, init=init, kt_views=3 if init == "kt" else 1,
                      mtt=MTTConfig(**trajectory), datm=DATMConfig(**trajectory), rded=RDEDConfig(),
-                     eval=EvalConfig(runs=2, epochs=args.eval_epochs), baselines=method == "rded")
+                     eval=EvalConfig(runs=2, epochs=args.eval_epochs),
+                     baselines=name in BASELINE_RUNS)
 
 
 def run_point(name: str, args) -> dict:
