@@ -34,13 +34,12 @@ UNSHARDED = {
 }
 
 
-def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, world: World) -> None:
+def _check_folder(cfg: RunConfig, folder: RunFolder, saved: Optional[dict], resume: bool, world: World) -> None:
     """Checks that every rank runs the same options and, on --resume, that the folder holds this
     run (iteration counts may differ). Only the run's own method's options are compared: the others
     are unused, and the CLI fills them from the run's dataset and seed, so an older config.json
-    that lacks a method added since still resumes."""
+    that lacks a method added since still resumes. saved: the folder's config.json on --resume."""
     check_same_options(world, {"config": asdict(cfg), "out": os.path.abspath(folder.root), "resume": resume})
-    saved = folder.saved_config() if resume else None
     if saved is None:
         return
     saved = json.loads(json.dumps(asdict(RunConfig.from_dict(saved))))  # options added since: defaults
@@ -131,9 +130,9 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
     ds = load_dataset(cfg.dataset, cfg.data_root)
     device = torch.device(cfg.device)
     x, y = ds.train_images.to(device), ds.train_labels.to(device)
-    # DATM's window and RDED's factor, as config.json records them
-    resolve(cfg, ds.train_images.shape[-2:], folder.saved_config() if resume else None)
-    _check_folder(cfg, folder, resume, world)  # before the observer of RDED is trained
+    saved = folder.saved_config() if resume else None
+    resolve(cfg, ds.train_images.shape[-2:], saved)  # DATM's window and RDED's factor, as config.json records them
+    _check_folder(cfg, folder, saved, resume, world)  # before the observer of RDED is trained
     prepared = prepare(cfg, ds, x, y)  # the checks that need the data: nothing is written before them
     _start_folder(cfg, folder, world)
     start = time.perf_counter()
