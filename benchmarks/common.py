@@ -1,6 +1,7 @@
 """Shared benchmark plumbing: timing, machine stamp, atomic result files."""
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -61,3 +62,15 @@ def machine_stamp(device: str) -> dict:
 
 
 write_json = write_json_atomic  # the benchmarks' name for it
+
+
+def committed_rows(path, args) -> list:
+    """The rows of an earlier run of a table script with the same budget (args.iterations and
+    args.eval_epochs), none otherwise: a fresh checkout has no run folders (they are not committed),
+    so a resumed table carries on from the rows its committed JSON holds."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        old = json.load(f)
+    same = old.get("iterations") == args.iterations and old.get("eval_epochs") == args.eval_epochs
+    return list(old.get("rows", [])) if same else []

@@ -24,7 +24,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
+from common import RESULTS, command_line, committed_rows, machine_stamp, stamp_line, write_json  # noqa: E402
 
 from kaleido_cuda.lab.distill import DMConfig  # noqa: E402
 from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
@@ -77,15 +77,6 @@ def run_point(name, seed, args) -> dict:
             "heldout_nn_ssim": metrics["privacy"].get("heldout_nn_ssim_mean"),
             "min_lpips": metrics["privacy"].get("min_lpips_mean"), "lpips": metrics["privacy"].get("lpips"),
             "canary_auc": canary_auc, "canary_auc_max": max(canary_auc.values()) if canary_auc else None}
-
-
-def committed_rows(path, args) -> list:
-    """The rows of an earlier run of this script with the same budget (none otherwise)."""
-    if not os.path.exists(path):
-        return []
-    old = json.load(open(path))
-    same = old.get("iterations") == args.iterations and old.get("eval_epochs") == args.eval_epochs
-    return list(old.get("rows", [])) if same else []
 
 
 def summary(rows):

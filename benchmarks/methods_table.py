@@ -9,8 +9,10 @@ Budget (the KT frontier's): 2 evaluation ConvNets of --eval-epochs; DATM and MTT
 with 20 student steps on batches of 20 images (`--batch-syn 20`, as the MTT rows of the digits
 table), one seed. KT tiles and images use 3 views (the paper's number). RDED uses factor 1 (its
 scripts' choice at 32x32: one crop per image, no stitching).
-Resumable: a finished run folder is reused, an interrupted one resumes; DIR/methods_table.{json,md}
-are rewritten after every run, stamped with the commit and the machine.
+DATM's label_init: "images" (DATM's rule) unless the point's name says otherwise.
+Resumable: the committed table's rows (same budget) are kept, since run folders are not committed;
+a finished run folder is reused, an interrupted one resumes; DIR/methods_table.{json,md} are
+rewritten after every run, every row stamped with the commit and the machine it was measured on.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, command_line, machine_stamp, stamp_line, write_json  # noqa: E402
+from common import RESULTS, command_line, committed_rows, machine_stamp, stamp_line, write_json  # noqa: E402
 from digits_table import ensure_buffer  # noqa: E402
 
 from kaleido_cuda.lab.distill import DATMConfig, MTTConfig, RDEDConfig  # noqa: E402
@@ -33,18 +35,26 @@ from kaleido_cuda.lab.train.evaluate import EvalConfig  # noqa: E402
 
 
 def _points():
-    """name -> (method, init, ipc), in the order they run: what the issue's targets need first
-    (RDED at IPC 10, DATM from real and KT images beside MTT at IPC 10), then RDED from KT at IPC 50
-    (a KD evaluation of 500 images is about 17 minutes on 2 cores), DATM from noise, IPC 1."""
-    out = {f"rded_{init}_ipc10": ("rded", init, 10) for init in ("real", "kt", "noise")}
-    out["rded_real_ipc50"] = ("rded", "real", 50)
-    out.update({"datm_real_ipc10": ("datm", "real", 10), "mtt_real_ipc10": ("mtt", "real", 10),
-                "datm_kt_ipc10": ("datm", "kt", 10), "rded_kt_ipc50": ("rded", "kt", 50),
-                "datm_noise_ipc10": ("datm", "noise", 10)})
-    for method in ("rded", "datm"):
-        out.update({f"{method}_{init}_ipc1": (method, init, 1) for init in ("real", "kt", "noise")})
-    out["mtt_real_ipc1"] = ("mtt", "real", 1)
+    """name -> (method, init, ipc, DATM's label_init), in the order they run: what the issue's
+    targets need first (RDED at IPC 10, DATM from real and KT images beside MTT at IPC 10), then RDED
+    from KT at IPC 50 (a KD evaluation of 500 images is about 17 minutes on 2 cores), DATM from KT
+    with its labels started from the KT images' sources or the class means, IPC 1, DATM from noise."""
+    out = {f"rded_{init}_ipc10": ("rded", init, 10, None) for init in ("real", "kt", "noise")}
+    out["rded_real_ipc50"] = ("rded", "real", 50, None)
+    out.update({"datm_real_ipc10": ("datm", "real", 10, "images"), "mtt_real_ipc10": ("mtt", "real", 10, None),
+                "datm_kt_ipc10": ("datm", "kt", 10, "images"), "rded_kt_ipc50": ("rded", "kt", 50, None),
+                "datm_kt_sources_ipc10": ("datm", "kt", 10, "sources"),
+                "datm_kt_class_mean_ipc10": ("datm", "kt", 10, "class_mean")})
+    out.update({f"rded_{init}_ipc1": ("rded", init, 1, None) for init in ("real", "kt", "noise")})
+    out["mtt_real_ipc1"] = ("mtt", "real", 1, None)
+    out.update({f"datm_{init}_ipc1": ("datm", init, 1, KT_LABELS if init == "kt" else "images")
+                for init in ("real", "kt", "noise")})
+    out["datm_noise_ipc10"] = ("datm", "noise", 10, "images")
     return out
+
+
+# DATM's label_init for the KT rows after the IPC 10 comparison of the three.
+KT_LABELS = "images"
 
 
 POINTS = _points()
@@ -54,10 +64,11 @@ BASELINE_RUNS = ("rded_real_ipc10", "rded_real_ipc50", "rded_real_ipc1")
 
 
 def run_config(name: str, args) -> RunConfig:
-    method, init, ipc = POINTS[name]
+    method, init, ipc, label_init = POINTS[name]
     trajectory = dict(iterations=args.iterations, buffer=args.buffer, dataset="digits", batch_syn=20)
     return RunConfig(dataset="digits", method=method, ipc=ipc, init=init, kt_views=3 if init == "kt" else 1,
-                     mtt=MTTConfig(**trajectory), datm=DATMConfig(**trajectory), rded=RDEDConfig(),
+                     mtt=MTTConfig(**trajectory), datm=DATMConfig(**trajectory, label_init=label_init or "images"),
+                     rded=RDEDConfig(),
                      eval=EvalConfig(runs=2, epochs=args.eval_epochs),
                      baselines=name in BASELINE_RUNS)
 
@@ -69,18 +80,33 @@ def run_point(name: str, args) -> dict:
         distill_run(run_config(name, args), out, resume=True, progress=False)
     audit_path = os.path.join(out, "audit.json")
     audit = json.load(open(audit_path)) if os.path.exists(audit_path) else None
-    method, init, ipc = POINTS[name]
+    method, init, ipc, label_init = POINTS[name]
     if audit is None and init != "noise":
         audit = audit_run(out, AuditConfig(attacks=("data",)), progress=False)
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     auc = [v["canaries"]["auc"] for v in (audit or {}).get("attacks", {}).values() if v.get("canaries")]
     config = json.load(open(os.path.join(out, "config.json")))
-    return {"name": name, "method": method, "init": init, "ipc": ipc,
+    stamp = machine_stamp("cpu")
+    return {"name": name, "method": method, "init": init, "ipc": ipc, "label_init": label_init,
+            "measured": {k: stamp[k] for k in ("commit", "cpu", "date")},
             "factor": config["rded"]["factor"] if method == "rded" else None,
             "accuracy": metrics["accuracy"], "protocol": metrics["eval"]["protocol"], "lr": metrics["eval"]["lr"],
             "nn_ssim": metrics["privacy"]["nn_ssim_mean"], "heldout_nn_ssim": metrics["privacy"]["heldout_nn_ssim_mean"],
             "canaries": (audit or {}).get("canaries", 0), "canary_auc_max": max(auc) if auc else None,
             "timing": metrics["timing"], "baselines": metrics.get("baselines")}
+
+
+def earlier_rows(path, args) -> list:
+    """The committed table's rows (same budget), each stamped with where it was measured: rows
+    from before per-row stamps get the table's stamp, the commit that wrote the file."""
+    rows = committed_rows(path, args)
+    if rows:
+        with open(path) as f:
+            machine = json.load(f)["machine"]
+        for r in rows:
+            r.setdefault("measured", {k: machine[k] for k in ("commit", "cpu", "date")})
+            r.setdefault("label_init", POINTS[r["name"]][3])
+    return rows
 
 
 def markdown(result) -> str:
@@ -108,6 +134,13 @@ def markdown(result) -> str:
                      "| 1.000 | - | - | - |")
     if result["rows"]:
         lines += ["", f"Held-out real digits' NN SSIM: {result['rows'][0]['heldout_nn_ssim']:.3f}."]
+    lines += ["", "Where each row was measured (commit of the checkout; rows carried over from an earlier table have "
+              "the commit that wrote it):"]
+    where = {}
+    for r in result["rows"]:
+        m = r["measured"]
+        where.setdefault(f"commit {m['commit']}, {m['cpu']}", []).append(r["name"])
+    lines += [f"- {k}: {', '.join(names)}" for k, names in where.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -123,11 +156,12 @@ def main(argv=None):
     if args.only and set(args.only) - set(POINTS):
         ap.error(f"unknown point(s) {sorted(set(args.only) - set(POINTS))}; known: {sorted(POINTS)}")
     ensure_buffer(args.buffer)
-    rows = []
+    rows = earlier_rows(os.path.join(args.out, "methods_table.json"), args)
     for name in POINTS:
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or any(r["name"] == name for r in rows):
             continue
         rows.append(run_point(name, args))
+        rows.sort(key=lambda r: list(POINTS).index(r["name"]))
         result = {"machine": machine_stamp("cpu"), "command": command_line("methods_table.py", argv),
                   "iterations": args.iterations, "eval_epochs": args.eval_epochs, "rows": rows}
         write_json(os.path.join(args.out, "methods_table.json"), result)

@@ -14,6 +14,7 @@ from kaleido_cuda.lab import cli
 from kaleido_cuda.lab.distill import BufferConfig, DATMConfig, RDEDConfig, distill_datm, train_buffer
 from kaleido_cuda.lab.distill.datm import (eligible_images, final_networks, initial_label_logits, upper_start_epoch,
                                            window_for_ipc)
+from kaleido_cuda.lab.pipeline.config import RunConfig
 from kaleido_cuda.lab.distill.rded import class_crops, default_factor, rded_set, stitch
 from kaleido_cuda.lab.train.evaluate import EvalConfig, supervision_loss, train_model
 from kaleido_cuda.lab.train.models import get_model
@@ -88,6 +89,33 @@ def test_datm_starts_from_correctly_classified_images_with_the_experts_logits(ti
     torch.testing.assert_close(logits, (per_expert * right).sum(0) / right.sum(0).clamp_min(1))
     with pytest.raises(ValueError, match="eligible training images"):
         select_real(y, 8, 3, seed=0, eligible=eligible)
+
+
+def test_datm_labels_a_kt_set_from_its_sources_or_its_class_means_as_asked(tiny_buffer):
+    x, y = tiny_classes(8)
+    chosen = select_real(y, 2, 3, seed=0)
+    syn, syn_y = initialize(x, y, 2, "kt", seed=0)
+    start = lambda label_init, **kw: distill_datm(  # noqa: E731
+        syn, syn_y, x, y, 3, datm_config(tiny_buffer, iterations=1, lr_labels=0.0, label_init=label_init),
+        progress=False, **kw)[1].extra["label_logits"]
+    exact = dict(atol=0, rtol=0)
+    torch.testing.assert_close(start("images"), initial_label_logits(datm_config(tiny_buffer), syn, syn_y, 3), **exact)
+    from_sources = start("sources", sources=x[chosen])
+    torch.testing.assert_close(from_sources, initial_label_logits(datm_config(tiny_buffer), x[chosen], y[chosen], 3),
+                               **exact)
+    assert not torch.allclose(from_sources, start("images"))
+    # class_mean: the mean over (training image, expert) pairs of the class where the expert is right.
+    with torch.no_grad():
+        per_expert = torch.stack([n(x) for n in final_networks(datm_config(tiny_buffer), x, 3)])  # (E, N, K)
+    right = per_expert.argmax(2) == y
+    means = torch.stack([per_expert[right & (y == c)].mean(0) for c in range(3)])
+    torch.testing.assert_close(start("class_mean"), means[syn_y])
+    with pytest.raises(ValueError, match="real images the set was made from"):
+        start("sources")
+    with pytest.raises(ValueError, match="unknown label_init"):
+        start("one_hot")
+    with pytest.raises(ValueError, match="--init noise has none"):
+        RunConfig(method="datm", init="noise", datm=DATMConfig(label_init="sources", buffer=tiny_buffer)).check()
 
 
 def test_datm_lowers_its_loss_and_learns_labels_with_the_images(tiny_buffer):
@@ -302,6 +330,26 @@ def test_cli_datm_learns_labels_and_evaluates_on_them(tmp_path):
     assert len(torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)["losses"]) == 4
     assert cli.main(["audit", out, "--attacks", "data,model", "--models", "1", "--quiet"]) == 0
     assert json.load(open(os.path.join(out, "audit.json")))["canaries"] == 10  # the initial images
+
+
+def test_cli_datm_labels_kt_images_from_their_recorded_sources(tmp_path, capsys):
+    from kaleido_cuda.lab.train.data import load_dataset
+
+    buf, out = str(tmp_path / "buf"), str(tmp_path / "datm")
+    assert cli.main(["buffer", "--model", "mlp", "--experts", "1", "--epochs", "3", "--out", buf, "--quiet"]) == 0
+    args = ["distill", "--method", "datm", "--model", "mlp", "--buffer", buf, "--ipc", "1", "--iterations", "1",
+            "--syn-steps", "2", "--expert-epochs", "1", "--lr-labels", "0", "--eval-model", "mlp", "--eval-epochs",
+            "1", "--eval-runs", "1", "--no-baselines", "--quiet", "--label-init", "sources"]
+    assert cli.main(args + ["--init", "noise", "--out", out]) == 2
+    assert "--init noise has none" in capsys.readouterr().err and not os.path.exists(out)
+    assert cli.main(args + ["--init", "kt", "--out", out]) == 0
+    saved = torch.load(os.path.join(out, "synthetic.pt"), weights_only=False)
+    assert json.load(open(os.path.join(out, "config.json")))["datm"]["label_init"] == "sources"
+    ds = load_dataset("digits")
+    sources = ds.train_images[saved["init_indices"]]
+    cfg = DATMConfig(buffer=buf, model="mlp", dataset="digits")
+    torch.testing.assert_close(saved["label_logits"], initial_label_logits(cfg, sources, ds.train_labels[
+        saved["init_indices"]], 10))
 
 
 @pytest.mark.parametrize("extra, match", [

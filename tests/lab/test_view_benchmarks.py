@@ -79,3 +79,20 @@ def test_kt_frontier_keeps_committed_rows_of_the_same_budget(tmp_path):
     assert kt_frontier.committed_rows(str(path), same) == [{"name": "real", "seed": 0}]
     assert kt_frontier.committed_rows(str(path), other) == []
     assert kt_frontier.committed_rows(str(tmp_path / "none.json"), same) == []
+
+
+def test_methods_table_keeps_committed_rows_and_says_where_each_was_measured(tmp_path):
+    import argparse
+
+    import methods_table
+
+    machine = {"commit": "abc1234", "cpu": "Some CPU", "date": "2026-12-02T00:00:00Z"}
+    path = tmp_path / "methods_table.json"
+    path.write_text(json.dumps({"iterations": 100, "eval_epochs": 300, "machine": machine,
+                                "rows": [{"name": "datm_kt_ipc10"}]}))
+    rows = methods_table.earlier_rows(str(path), argparse.Namespace(iterations=100, eval_epochs=300))
+    assert rows == [{"name": "datm_kt_ipc10", "measured": machine, "label_init": "images"}]
+    assert methods_table.earlier_rows(str(path), argparse.Namespace(iterations=50, eval_epochs=300)) == []
+    # Every DATM point names where its labels start; the committed KT row keeps DATM's rule.
+    assert all((p[3] is not None) == (p[0] == "datm") for p in methods_table.POINTS.values())
+    assert methods_table.POINTS["datm_kt_ipc10"][3] == "images"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...init import METHODS as INITS
 from ..distill import METHODS, DATMConfig, DCConfig, DMConfig, MTTConfig, RDEDConfig
 from ..distill.common import LoopOptions
+from ..distill.datm import LABEL_INITS
 from ..dp.accounting import ACCOUNTANTS
 from ..files.layout import default_buffer
 from ..pipeline.config import RunConfig
@@ -63,6 +64,9 @@ def _add_datm_rded_options(p) -> None:
                    help="datm: iteration at which the window reaches its final bound (default: half the run)")
     p.add_argument("--lr-labels", type=float, default=default(DATMConfig, "lr_labels"),
                    help=f"datm: step size of the soft labels (default {shown(default(DATMConfig, 'lr_labels'))})")
+    p.add_argument("--label-init", choices=LABEL_INITS, default=default(DATMConfig, "label_init"),
+                   help="datm: where the soft labels start: the experts' logits on the initial images (DATM's rule; "
+                        "under KT, the KT images), on their real sources, or the class's mean (default %(default)s)")
     p.add_argument("--observer", default=default(RDEDConfig, "observer"), metavar="PATH",
                    help="rded: an observer checkpoint (default: trained on the training split, shared cache)")
     p.add_argument("--observer-epochs", type=int, default=default(RDEDConfig, "observer_epochs"),
@@ -117,7 +121,7 @@ def run_config(args) -> RunConfig:
                      if args.max_start_epoch is None else args.max_start_epoch)
     datm = DATMConfig(**loop, **trajectory, max_start_epoch=args.max_start_epoch, min_start_epoch=args.min_start_epoch,
                       initial_max_start_epoch=args.initial_max_start_epoch, expansion_end=args.expansion_end,
-                      lr_labels=args.lr_labels)
+                      lr_labels=args.lr_labels, label_init=args.label_init)
     rded = RDEDConfig(factor=args.rded_factor, crops_per_image=args.crops_per_image, observer=args.observer,
                       observer_epochs=args.observer_epochs, seed=args.seed)
     dm = DMConfig(**loop, batch_real=args.batch_real, dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta,

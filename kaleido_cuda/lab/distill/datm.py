@@ -11,6 +11,12 @@ What DATM adds to MTT, as its code does:
   experts' final logits on the initial image (averaged over the experts that classify it
   correctly) and optimised with the images (SGD, lr_labels, momentum_labels). The student's loss
   is cross-entropy against softmax(logits); the evaluation trains on the same probabilities.
+  Under KT the initial image is not the real one, and DATM does not say where its labels then
+  come from; `label_init` chooses (LABEL_INITS): "images", DATM's rule applied to the images the
+  set starts from (the KT images, which the experts mostly misclassify); "sources", the real
+  images they were made from (a row of logits per canary: a small per-image leak); "class_mean",
+  the class's mean expert logits over the training images they classify correctly (no
+  per-image information).
 - The initial real images are drawn among those the first expert's final network classifies
   correctly (`eligible_images`); the run records them, they are the canaries of an audit.
 
@@ -43,6 +49,7 @@ class DATMConfig(MTTConfig):
     lr_labels: float = 2.0                         # DATM's lr_y at IPC 10 and 50
     momentum_labels: float = 0.9
     threshold: Optional[float] = None              # DATM: skip the update while the loss exceeds it (None: never)
+    label_init: str = "images"                     # where the label logits start from (LABEL_INITS)
 
     def resolve_window(self, ipc: int, buffer_epochs: int) -> None:
         """Fills the window options left None with window_for_ipc's values."""
@@ -67,6 +74,12 @@ class DATMConfig(MTTConfig):
             raise ValueError(f"datm: expansion_end must be >= 1, got {self.expansion_end}")
         if not self.lr_labels >= 0:
             raise ValueError(f"datm: lr_labels must be >= 0, got {self.lr_labels}")
+        if self.label_init not in LABEL_INITS:
+            raise ValueError(f"datm: unknown label_init {self.label_init!r}; choose one of {LABEL_INITS}")
+
+
+# What the label logits are initialised from (DATMConfig.label_init; the module docstring says why).
+LABEL_INITS = ("images", "sources", "class_mean")
 
 
 def window_for_ipc(ipc: int, buffer_epochs: int, expert_epochs: int) -> Tuple[int, int, int]:
@@ -133,10 +146,9 @@ def eligible_images(cfg: MTTConfig, real_images: torch.Tensor, real_labels: torc
     return (_logits(net, real_images).argmax(1) == real_labels).cpu()
 
 
-def initial_label_logits(cfg: MTTConfig, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(N, K): each image's final-expert logits averaged over the experts that classify it
-    correctly (over all experts for an image none classifies correctly)."""
-    nets = final_networks(cfg, images, num_classes)
+def _right_expert_logits(nets, images: torch.Tensor, labels: torch.Tensor, num_classes: int):
+    """(sum of the logits of the experts that classify each image correctly, their count, sum of
+    every expert's logits), each (N, K) or (N, 1)."""
     total = torch.zeros(len(images), num_classes, device=images.device)
     count = torch.zeros(len(images), 1, device=images.device)
     everyone = torch.zeros_like(total)
@@ -146,21 +158,62 @@ def initial_label_logits(cfg: MTTConfig, images: torch.Tensor, labels: torch.Ten
         total += z * right
         count += right
         everyone += z
+    return total, count, everyone
+
+
+def initial_label_logits(cfg: MTTConfig, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(N, K): each image's final-expert logits averaged over the experts that classify it
+    correctly (over all experts for an image none classifies correctly)."""
+    nets = final_networks(cfg, images, num_classes)
+    total, count, everyone = _right_expert_logits(nets, images, labels, num_classes)
     return torch.where(count > 0, total / count.clamp_min(1), everyone / len(nets))
+
+
+def class_mean_logits(cfg: MTTConfig, real_images: torch.Tensor, real_labels: torch.Tensor,
+                      num_classes: int) -> torch.Tensor:
+    """(K, K): row c is the mean of the experts' final logits over the (training image, expert)
+    pairs of class c where the expert is right."""
+    nets = final_networks(cfg, real_images, num_classes)
+    total, count, _ = _right_expert_logits(nets, real_images, real_labels, num_classes)
+    onehot = F.one_hot(real_labels, num_classes).to(total.dtype)  # (N, K): sums per class
+    per_class, pairs = onehot.T @ total, onehot.T @ count
+    if bool((pairs == 0).any()):
+        missing = [int(c) for c in torch.nonzero(pairs.squeeze(1) == 0).flatten()]
+        raise ValueError(f"datm: label_init 'class_mean' needs an expert that classifies a training image of every "
+                         f"class correctly; none does for class(es) {missing}")
+    return per_class / pairs
+
+
+def starting_label_logits(cfg: DATMConfig, images: torch.Tensor, labels: torch.Tensor,
+                          real: Tuple[torch.Tensor, torch.Tensor], sources: Optional[torch.Tensor],
+                          num_classes: int) -> torch.Tensor:
+    """(N, K): the label logits DATM starts from, as cfg.label_init says. real: the training
+    (images, labels); sources: (N, C, H, W), the training images the set was made from ("sources")."""
+    if cfg.label_init == "class_mean":
+        return class_mean_logits(cfg, *real, num_classes)[labels]
+    if cfg.label_init == "sources":
+        if sources is None or sources.shape != images.shape:
+            raise ValueError("datm: label_init 'sources' needs the real images the set was made from, one per "
+                             "synthetic image (a real or kt initialisation, not noise)")
+        images = sources.to(images.device)
+    return initial_label_logits(cfg, images, labels, num_classes)
 
 
 def distill_datm(syn_images: torch.Tensor, syn_labels: torch.Tensor, real_images: torch.Tensor,
                  real_labels: torch.Tensor, num_classes: int, cfg: DATMConfig, checkpoint: Optional[str] = None,
-                 resume: bool = False, progress: bool = True) -> Tuple[torch.Tensor, History]:
+                 resume: bool = False, progress: bool = True,
+                 sources: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, History]:
     """Runs DATM from the initial synthetic set (drawn among `eligible_images`); returns the final
     images and the history, whose extra holds the learned rate ("lr"), the learned label logits
     ("label_logits", (N, K)) and the labels the evaluation trains on ("soft_labels",
-    softmax of the logits). Checkpoints and resume as the other loops (bit for bit)."""
+    softmax of the logits). sources: the training images the set was made from, row by row (needed
+    by label_init "sources"). Checkpoints and resume as the other loops (bit for bit)."""
     cfg = resolved(cfg, len(syn_labels) // num_classes)
     trajectories = checked_trajectories("datm", cfg, real_images, num_classes)
     device = syn_images.device
     images = syn_images.detach().clone().requires_grad_(True)
-    logits = initial_label_logits(cfg, images.detach(), syn_labels.to(device), num_classes).requires_grad_(True)
+    logits = starting_label_logits(cfg, images.detach(), syn_labels.to(device), (real_images, real_labels), sources,
+                                   num_classes).requires_grad_(True)
     log_lr = torch.tensor(math.log(cfg.lr_init), device=device, requires_grad=True)
     opt = torch.optim.SGD([{"params": [images], "lr": cfg.lr_img},
                            {"params": [log_lr], "lr": cfg.lr_lr},

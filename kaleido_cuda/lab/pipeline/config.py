@@ -62,6 +62,9 @@ class RunConfig:
                 raise ValueError(f"{self.method}.dataset {loop.dataset!r} differs from the run's dataset {self.dataset!r}")
             if not os.path.exists(BufferFolder(loop.buffer).meta):  # before any work
                 raise missing_buffer_error(loop.buffer, self.dataset, loop.model)
+        if self.method == "datm" and self.datm.label_init == "sources" and self.init == "noise":
+            raise ValueError("datm: --label-init sources labels each image from the real image it was made from, and "
+                             "--init noise has none; use --label-init images or class_mean")
         if self.method == "rded" and self.rded.observer and not os.path.isfile(self.rded.observer):
             raise FileNotFoundError(f"rded: no observer checkpoint at {self.rded.observer!r}")
 

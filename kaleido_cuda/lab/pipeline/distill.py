@@ -20,7 +20,7 @@ from ..train.data import load_dataset
 from .config import SHARDED_METHODS, RunConfig
 from .evaluation import evaluate_and_report, use_learned_lr
 from .log import run_logger
-from .methods import initial_set, prepare, rded_run, resolve
+from .methods import initial_set, loop_inputs, prepare, rded_run, resolve
 
 
 # Why each method that does not split across torchrun's ranks runs as one process.
@@ -144,7 +144,7 @@ def distill_run(cfg: RunConfig, out: str, resume: bool = False, progress: bool =
             save_class_grid(ds.denormalise(syn.cpu()), syn_labels.cpu(), ds.num_classes, folder.grid("init"))
         images, history = LOOPS[cfg.method](syn, syn_labels, x, y, ds.num_classes, cfg.loop(),
                                             checkpoint=folder.checkpoint, resume=resume,
-                                            progress=progress and world.main)
+                                            progress=progress and world.main, **loop_inputs(cfg, x, init_indices))
         learned = dict(history.extra)
     use_learned_lr(cfg, learned)
     if not world.main:  # the other ranks help evaluate

@@ -76,6 +76,14 @@ def initial_set(cfg: RunConfig, ds, x: torch.Tensor, y: torch.Tensor, prepared: 
     return syn, syn_labels, indices
 
 
+def loop_inputs(cfg: RunConfig, x: torch.Tensor, init_indices: list) -> dict:
+    """The inputs a loop takes beyond the common ones: DATM's label_init 'sources' labels each
+    image from the training image it was made from (row-aligned with the initial set)."""
+    if cfg.method == "datm" and cfg.datm.label_init == "sources":
+        return {"sources": x[torch.as_tensor(init_indices, dtype=torch.long, device=x.device)]}
+    return {}
+
+
 def rded_run(cfg: RunConfig, ds, x: torch.Tensor, y: torch.Tensor, prepared: Prepared, out: str):
     """RDED's set: (images, labels, history, learned, init_indices). The observer is saved in the
     run folder (observer.pt), the teacher of the evaluation; learned records the source training
