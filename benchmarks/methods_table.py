@@ -9,7 +9,8 @@ Budget (the KT frontier's): 2 evaluation ConvNets of --eval-epochs; DATM and MTT
 with 20 student steps on batches of 20 images (`--batch-syn 20`, as the MTT rows of the digits
 table), one seed. KT tiles and images use 3 views (the paper's number). RDED uses factor 1 (its
 scripts' choice at 32x32: one crop per image, no stitching).
-DATM's label_init: "images" (DATM's rule) unless the point's name says otherwise.
+DATM's label_init: "images" (DATM's rule) for datm_real_* and datm_kt_ipc10, the point's name
+for the other two KT points at IPC 10, `kaleido distill`'s default (class_mean) for the rest.
 Resumable: the committed table's rows (same budget) are kept, since run folders are not committed;
 a finished run folder is reused, an interrupted one resumes; DIR/methods_table.{json,md} are
 rewritten after every run, every row stamped with the commit and the machine it was measured on.
@@ -26,6 +27,7 @@ from common import RESULTS, command_line, committed_rows, machine_stamp, stamp_l
 from digits_table import ensure_buffer  # noqa: E402
 
 from kaleido_cuda.lab.distill import DATMConfig, MTTConfig, RDEDConfig  # noqa: E402
+from kaleido_cuda.lab.distill.datm import default_label_init  # noqa: E402
 from kaleido_cuda.lab.files.atomic import write_text_atomic  # noqa: E402
 from kaleido_cuda.lab.pipeline.audit import audit_run  # noqa: E402
 from kaleido_cuda.lab.pipeline.config import RunConfig  # noqa: E402
@@ -38,7 +40,8 @@ def _points():
     """name -> (method, init, ipc, DATM's label_init), in the order they run: what the issue's
     targets need first (RDED at IPC 10, DATM from real and KT images beside MTT at IPC 10), then RDED
     from KT at IPC 50 (a KD evaluation of 500 images is about 17 minutes on 2 cores), DATM from KT
-    with its labels started from the KT images' sources or the class means, IPC 1, DATM from noise."""
+    with its labels started from the KT images' sources or the class means, IPC 1, DATM from noise.
+    The IPC 1 and noise rows of DATM use `kaleido distill`'s label_init for their initialisation."""
     out = {f"rded_{init}_ipc10": ("rded", init, 10, None) for init in ("real", "kt", "noise")}
     out["rded_real_ipc50"] = ("rded", "real", 50, None)
     out.update({"datm_real_ipc10": ("datm", "real", 10, "images"), "mtt_real_ipc10": ("mtt", "real", 10, None),
@@ -47,14 +50,9 @@ def _points():
                 "datm_kt_class_mean_ipc10": ("datm", "kt", 10, "class_mean")})
     out.update({f"rded_{init}_ipc1": ("rded", init, 1, None) for init in ("real", "kt", "noise")})
     out["mtt_real_ipc1"] = ("mtt", "real", 1, None)
-    out.update({f"datm_{init}_ipc1": ("datm", init, 1, KT_LABELS if init == "kt" else "images")
-                for init in ("real", "kt", "noise")})
-    out["datm_noise_ipc10"] = ("datm", "noise", 10, "images")
+    out.update({f"datm_{init}_ipc1": ("datm", init, 1, default_label_init(init)) for init in ("real", "kt", "noise")})
+    out["datm_noise_ipc10"] = ("datm", "noise", 10, default_label_init("noise"))
     return out
-
-
-# DATM's label_init for the KT rows after the IPC 10 comparison of the three.
-KT_LABELS = "images"
 
 
 POINTS = _points()
@@ -67,7 +65,7 @@ def run_config(name: str, args) -> RunConfig:
     method, init, ipc, label_init = POINTS[name]
     trajectory = dict(iterations=args.iterations, buffer=args.buffer, dataset="digits", batch_syn=20)
     return RunConfig(dataset="digits", method=method, ipc=ipc, init=init, kt_views=3 if init == "kt" else 1,
-                     mtt=MTTConfig(**trajectory), datm=DATMConfig(**trajectory, label_init=label_init or "images"),
+                     mtt=MTTConfig(**trajectory), datm=DATMConfig(**trajectory, label_init=label_init),
                      rded=RDEDConfig(),
                      eval=EvalConfig(runs=2, epochs=args.eval_epochs),
                      baselines=name in BASELINE_RUNS)

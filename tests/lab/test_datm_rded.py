@@ -32,7 +32,7 @@ def tiny_buffer(tmp_path_factory):
 def datm_config(buffer, **changes):
     base = dict(iterations=6, buffer=buffer, width=16, syn_steps=3, expert_epochs=1, min_start_epoch=0,
                 initial_max_start_epoch=1, max_start_epoch=3, expansion_end=4, lr_img=10.0, lr_labels=5.0,
-                checkpoint_every_s=0.0)
+                checkpoint_every_s=0.0, label_init="images")
     base.update(changes)
     return DATMConfig(**base)
 
@@ -116,6 +116,29 @@ def test_datm_labels_a_kt_set_from_its_sources_or_its_class_means_as_asked(tiny_
         start("one_hot")
     with pytest.raises(ValueError, match="--init noise has none"):
         RunConfig(method="datm", init="noise", datm=DATMConfig(label_init="sources", buffer=tiny_buffer)).check()
+
+
+def test_datm_label_init_follows_the_initialisation_unless_a_resumed_folder_says_otherwise(tiny_buffer):
+    from dataclasses import asdict
+
+    from kaleido_cuda.lab.pipeline.methods import resolve
+
+    def resolved_label_init(init, saved=None, **changes):
+        cfg = RunConfig(method="datm", init=init, ipc=2, datm=datm_config(tiny_buffer, dataset="tiny", **changes))
+        resolve(cfg, (16, 16), saved)
+        return cfg.datm.label_init
+
+    assert resolved_label_init("real", label_init=None) == "images"  # DATM's rule
+    assert resolved_label_init("kt", label_init=None) == "class_mean"
+    assert resolved_label_init("noise", label_init=None) == "class_mean"
+    assert resolved_label_init("kt", label_init="sources") == "sources"
+    # A folder written before the option started its labels from its (KT) images: resume keeps that.
+    before = asdict(RunConfig(method="datm", init="kt", ipc=2, datm=datm_config(tiny_buffer, dataset="tiny")))
+    del before["datm"]["label_init"]
+    assert resolved_label_init("kt", before, label_init=None) == "images"
+    with pytest.raises(ValueError, match="label_init is not set"):
+        distill_datm(*initialize(*tiny_classes(8), 2, "real", seed=0), *tiny_classes(8), 3,
+                     datm_config(tiny_buffer, label_init=None), progress=False)
 
 
 def test_datm_lowers_its_loss_and_learns_labels_with_the_images(tiny_buffer):

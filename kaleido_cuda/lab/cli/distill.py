@@ -64,9 +64,10 @@ def _add_datm_rded_options(p) -> None:
                    help="datm: iteration at which the window reaches its final bound (default: half the run)")
     p.add_argument("--lr-labels", type=float, default=default(DATMConfig, "lr_labels"),
                    help=f"datm: step size of the soft labels (default {shown(default(DATMConfig, 'lr_labels'))})")
-    p.add_argument("--label-init", choices=LABEL_INITS, default=default(DATMConfig, "label_init"),
+    p.add_argument("--label-init", choices=LABEL_INITS, default=None,
                    help="datm: where the soft labels start: the experts' logits on the initial images (DATM's rule; "
-                        "under KT, the KT images), on their real sources, or the class's mean (default %(default)s)")
+                        "under KT, the KT images), on their real sources, or the class's mean over the training "
+                        "images (default: images for --init real, class_mean for kt and noise)")
     p.add_argument("--observer", default=default(RDEDConfig, "observer"), metavar="PATH",
                    help="rded: an observer checkpoint (default: trained on the training split, shared cache)")
     p.add_argument("--observer-epochs", type=int, default=default(RDEDConfig, "observer_epochs"),

@@ -16,7 +16,10 @@ What DATM adds to MTT, as its code does:
   set starts from (the KT images, which the experts mostly misclassify); "sources", the real
   images they were made from (a row of logits per canary: a small per-image leak); "class_mean",
   the class's mean expert logits over the training images they classify correctly (no
-  per-image information).
+  per-image information). `kaleido distill` chooses by initialisation (`default_label_init`):
+  "images" from real images (DATM's rule), "class_mean" from KT or noise, whose images the
+  experts do not recognise (docs/results/methods.md: 78.9% from the KT images' own logits on the
+  digits, 96.8% from the class means).
 - The initial real images are drawn among those the first expert's final network classifies
   correctly (`eligible_images`); the run records them, they are the canaries of an audit.
 
@@ -49,7 +52,7 @@ class DATMConfig(MTTConfig):
     lr_labels: float = 2.0                         # DATM's lr_y at IPC 10 and 50
     momentum_labels: float = 0.9
     threshold: Optional[float] = None              # DATM: skip the update while the loss exceeds it (None: never)
-    label_init: str = "images"                     # where the label logits start from (LABEL_INITS)
+    label_init: Optional[str] = None               # where the label logits start (LABEL_INITS); must be set
 
     def resolve_window(self, ipc: int, buffer_epochs: int) -> None:
         """Fills the window options left None with window_for_ipc's values."""
@@ -74,12 +77,21 @@ class DATMConfig(MTTConfig):
             raise ValueError(f"datm: expansion_end must be >= 1, got {self.expansion_end}")
         if not self.lr_labels >= 0:
             raise ValueError(f"datm: lr_labels must be >= 0, got {self.lr_labels}")
+        if self.label_init is None:
+            raise ValueError(f"datm: label_init is not set; choose one of {LABEL_INITS} (kaleido distill chooses by "
+                             "--init: default_label_init)")
         if self.label_init not in LABEL_INITS:
             raise ValueError(f"datm: unknown label_init {self.label_init!r}; choose one of {LABEL_INITS}")
 
 
 # What the label logits are initialised from (DATMConfig.label_init; the module docstring says why).
 LABEL_INITS = ("images", "sources", "class_mean")
+
+
+def default_label_init(init: str) -> str:
+    """label_init for an initialisation ('real', 'kt' or 'noise') when none is asked for: DATM's
+    rule for real images; the class means for images the experts were not trained on."""
+    return "images" if init == "real" else "class_mean"
 
 
 def window_for_ipc(ipc: int, buffer_epochs: int, expert_epochs: int) -> Tuple[int, int, int]:

@@ -19,6 +19,9 @@ SHARDED_METHODS = ("dm", "dc")
 # The views of a run whose config.json has no kt_views: it was written before the option existed,
 # when KT was one perturbation chain.
 SINGLE_CHAIN_VIEWS = 1
+# DATM's label_init in a config.json without it: written when DATM's labels always started from
+# the experts' logits on the initial images.
+EARLIER_LABEL_INIT = "images"
 
 
 @dataclass
@@ -89,6 +92,8 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)
         d.setdefault("kt_views", SINGLE_CHAIN_VIEWS)
+        if "datm" in d:
+            d["datm"] = {"label_init": EARLIER_LABEL_INIT, **d["datm"]}
         for method, config in CONFIGS.items():
             d[method] = config(**d.get(method, {}))
         d["eval"] = EvalConfig(**d.get("eval", {}))

@@ -12,7 +12,7 @@ import torch
 
 from ...init import initial_indices, initialize
 from ..distill.common import History
-from ..distill.datm import eligible_images, resolved
+from ..distill.datm import default_label_init, eligible_images, resolved
 from ..distill.observer import network, observer_for, save_observer
 from ..distill.rded import rded_set
 from ..files.layout import RunFolder
@@ -28,22 +28,27 @@ class Prepared:
     notes: dict = field(default_factory=dict)
 
 
-# DATM's options that resolve() fills in when they are left None.
-DATM_WINDOW = ("min_start_epoch", "initial_max_start_epoch", "max_start_epoch", "expansion_end")
+# DATM's options that resolve() fills in when they are left None: on --resume from the folder's
+# config.json, else from the IPC (the window) or the initialisation (label_init).
+DATM_RESOLVED = ("min_start_epoch", "initial_max_start_epoch", "max_start_epoch", "expansion_end", "label_init")
 
 
 def resolve(cfg: RunConfig, size, saved: Optional[dict] = None) -> None:
     """Fills in the options that depend on the IPC, the buffer and the iterations (DATM's window)
-    or the image side (RDED's factor), checked. saved: the config.json of the run being resumed,
-    whose values fill in DATM's window options left None (a run resumed with more iterations keeps
-    its schedule)."""
+    or the image side (RDED's factor), and DATM's label_init (by cfg.init), checked. saved: the
+    config.json of the run being resumed, whose values fill in DATM's options left None (a run
+    resumed with more iterations keeps its schedule)."""
     if cfg.method == "rded":
         cfg.rded.resolve_factor(tuple(size))
     if cfg.method != "datm":
         return
-    for name in DATM_WINDOW:
-        if getattr(cfg.datm, name) is None and saved is not None:
-            setattr(cfg.datm, name, saved.get("datm", {}).get(name))
+    if saved is not None:
+        saved = RunConfig.from_dict(saved).datm  # a folder from before label_init: DATM's rule
+        for name in DATM_RESOLVED:
+            if getattr(cfg.datm, name) is None:
+                setattr(cfg.datm, name, getattr(saved, name))
+    if cfg.datm.label_init is None:
+        cfg.datm.label_init = default_label_init(cfg.init)
     cfg.datm = resolved(cfg.datm, cfg.ipc)
 
 
