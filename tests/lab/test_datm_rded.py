@@ -14,8 +14,8 @@ from kaleido_cuda.lab import cli
 from kaleido_cuda.lab.distill import BufferConfig, DATMConfig, RDEDConfig, distill_datm, train_buffer
 from kaleido_cuda.lab.distill.datm import (eligible_images, final_networks, initial_label_logits, upper_start_epoch,
                                            window_for_ipc)
-from kaleido_cuda.lab.pipeline.config import RunConfig
 from kaleido_cuda.lab.distill.rded import class_crops, default_factor, rded_set, stitch
+from kaleido_cuda.lab.pipeline.config import RunConfig
 from kaleido_cuda.lab.train.evaluate import EvalConfig, supervision_loss, train_model
 from kaleido_cuda.lab.train.models import get_model
 
@@ -332,9 +332,16 @@ def test_cli_rded_records_its_canaries_and_evaluates_by_distillation(tmp_path, c
     assert "own observer" in capsys.readouterr().err
 
 
-def test_cli_datm_learns_labels_and_evaluates_on_them(tmp_path):
-    buf, out = str(tmp_path / "buf"), str(tmp_path / "datm")
+@pytest.fixture(scope="module")
+def mlp_buffer(tmp_path_factory):
+    """A one-expert MLP buffer on the digits, made with `kaleido buffer`, for the CLI's DATM runs."""
+    buf = str(tmp_path_factory.mktemp("mlp_buffer"))
     assert cli.main(["buffer", "--model", "mlp", "--experts", "1", "--epochs", "3", "--out", buf, "--quiet"]) == 0
+    return buf
+
+
+def test_cli_datm_learns_labels_and_evaluates_on_them(tmp_path, mlp_buffer):
+    buf, out = mlp_buffer, str(tmp_path / "datm")
     args = ["distill", "--method", "datm", "--model", "mlp", "--buffer", buf, "--ipc", "1", "--iterations", "2",
             "--syn-steps", "2", "--expert-epochs", "1", "--eval-model", "mlp", "--eval-epochs", "1",
             "--eval-runs", "1", "--no-baselines", "--out", out, "--quiet"]
@@ -355,11 +362,10 @@ def test_cli_datm_learns_labels_and_evaluates_on_them(tmp_path):
     assert json.load(open(os.path.join(out, "audit.json")))["canaries"] == 10  # the initial images
 
 
-def test_cli_datm_labels_kt_images_from_their_recorded_sources(tmp_path, capsys):
+def test_cli_datm_labels_kt_images_from_their_recorded_sources(tmp_path, capsys, mlp_buffer):
     from kaleido_cuda.lab.train.data import load_dataset
 
-    buf, out = str(tmp_path / "buf"), str(tmp_path / "datm")
-    assert cli.main(["buffer", "--model", "mlp", "--experts", "1", "--epochs", "3", "--out", buf, "--quiet"]) == 0
+    buf, out = mlp_buffer, str(tmp_path / "datm")
     args = ["distill", "--method", "datm", "--model", "mlp", "--buffer", buf, "--ipc", "1", "--iterations", "1",
             "--syn-steps", "2", "--expert-epochs", "1", "--lr-labels", "0", "--eval-model", "mlp", "--eval-epochs",
             "1", "--eval-runs", "1", "--no-baselines", "--quiet", "--label-init", "sources"]
